@@ -1,0 +1,340 @@
+#include "actors/queue_actor.hpp"
+
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/dead_letter.hpp"
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/queue_model.hpp"
+
+namespace flotilla {
+
+namespace {
+
+millis now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct consumer_rec {
+  caf::actor connection;
+  uint64_t key = 0;
+  uint64_t owner = 0;
+};
+
+struct queue_state {
+  static inline const char* name = "queue";
+  std::unique_ptr<queue_model> model;
+  caf::actor vhost;
+  vhost_table_ptr table;
+  uint64_t next_consumer_id = 1;
+  std::unordered_map<uint64_t, consumer_rec> consumers; // by consumer_id
+  std::map<std::pair<uint64_t, uint64_t>, uint64_t> by_owner_key;
+  millis expiry_timer_at = 0; ///< When the pending expire timer fires.
+  millis last_used = 0;       ///< For x-expires.
+  bool had_consumers = false; ///< For auto-delete.
+  bool deleting = false;
+  std::vector<delivery> out;
+  std::vector<dead_letter> dead;
+};
+
+using queue_self = caf::stateful_actor<queue_state>*;
+
+void route_dead_letters(queue_self self) {
+  auto& st = self->state;
+  if (st.dead.empty())
+    return;
+  auto dead = std::move(st.dead);
+  st.dead.clear();
+  auto& cfg = st.model->config();
+  if (!cfg.dead_letter_exchange) {
+    return;
+  }
+  auto now = now_ms();
+  std::vector<caf::actor> targets;
+  std::vector<std::string> names;
+  for (auto& d : dead) {
+    auto copy = make_dead_lettered(*d.msg, st.model->name(), d.reason, now,
+                                   cfg.dead_letter_routing_key,
+                                   *cfg.dead_letter_exchange);
+    auto* headers = copy->properties.headers ? &*copy->properties.headers
+                                             : nullptr;
+    targets.clear();
+    names.clear();
+    st.table->route(*cfg.dead_letter_exchange, copy->routing_key, headers,
+                    targets, &names);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      // A message that expired or overflowed around a cycle back into a
+      // queue it already died in, with no rejection on the way, would
+      // circulate forever: RabbitMQ drops it, and so do we.
+      if (is_dead_letter_cycle(*copy, d.reason, names[i]))
+        continue;
+      self->send(targets[i], enqueue_atom::value, enqueue_batch{{copy}});
+    }
+  }
+}
+
+void arm_expiry_timer(queue_self self) {
+  auto& st = self->state;
+  auto next = st.model->next_expiry();
+  if (next <= 0)
+    return;
+  if (st.expiry_timer_at != 0 && st.expiry_timer_at <= next)
+    return;
+  st.expiry_timer_at = next;
+  auto delay = std::max<millis>(0, next - now_ms());
+  self->delayed_send(self, std::chrono::milliseconds(delay + 1),
+                     expire_atom::value);
+}
+
+void arm_idle_timer(queue_self self) {
+  auto& cfg = self->state.model->config();
+  if (cfg.expires)
+    self->delayed_send(self, std::chrono::milliseconds(*cfg.expires),
+                       idle_atom::value);
+}
+
+/// Delivers what consumer credit allows, batched per connection.
+void dispatch(queue_self self) {
+  auto& st = self->state;
+  if (st.deleting)
+    return;
+  st.out.clear();
+  st.model->dispatch(now_ms(), st.out, st.dead);
+  if (!st.out.empty()) {
+    // Usually all deliveries go to one or two connections: batch per target.
+    std::vector<std::pair<caf::actor, delivery_batch>> batches;
+    for (auto& d : st.out) {
+      auto i = st.consumers.find(d.consumer);
+      if (i == st.consumers.end())
+        continue; // Cannot happen: the model knows only live consumers.
+      auto& rec = i->second;
+      delivery_batch* b = nullptr;
+      for (auto& kv : batches)
+        if (kv.first == rec.connection)
+          b = &kv.second;
+      if (b == nullptr) {
+        batches.emplace_back(rec.connection, delivery_batch{});
+        b = &batches.back().second;
+        b->queue = self;
+        b->queue_name = st.model->name();
+      }
+      b->items.push_back(delivery_item{rec.key, d.owner, d.id,
+                                       std::move(d.msg), d.redelivered});
+    }
+    for (auto& kv : batches)
+      self->send(kv.first, deliver_atom::value, std::move(kv.second));
+    st.out.clear();
+  }
+  route_dead_letters(self);
+  arm_expiry_timer(self);
+}
+
+void remove_consumer(queue_self self, uint64_t id) {
+  auto& st = self->state;
+  auto i = st.consumers.find(id);
+  if (i == st.consumers.end())
+    return;
+  st.by_owner_key.erase({i->second.owner, i->second.key});
+  st.consumers.erase(i);
+  st.model->remove_consumer(id);
+}
+
+/// Asks the vhost to delete this queue when auto-delete applies.
+void check_auto_delete(queue_self self) {
+  auto& st = self->state;
+  if (st.deleting || !st.had_consumers || !st.consumers.empty())
+    return;
+  if (!st.table)
+    return;
+  auto entry = st.table->find_queue(st.model->name());
+  if (entry && entry->auto_delete && entry->actor == self)
+    self->send(st.vhost, autodel_atom::value, st.model->name());
+}
+
+op_result counts(queue_self self) {
+  op_result r;
+  r.name = self->state.model->name();
+  r.message_count = static_cast<uint32_t>(self->state.model->ready_count());
+  r.consumer_count = static_cast<uint32_t>(self->state.consumers.size());
+  r.actor = caf::actor_cast<caf::actor>(self);
+  return r;
+}
+
+caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
+                         caf::actor vhost, vhost_table_ptr table) {
+  auto& st = self->state;
+  st.model = std::make_unique<queue_model>(std::move(name), std::move(cfg));
+  st.vhost = std::move(vhost);
+  st.table = std::move(table);
+  st.last_used = now_ms();
+  arm_idle_timer(self);
+  return {
+    [=](enqueue_atom, enqueue_batch& batch) {
+      auto& st = self->state;
+      auto now = now_ms();
+      for (auto& m : batch.messages)
+        st.model->enqueue(std::move(m), now, st.dead);
+      dispatch(self);
+    },
+    [=](enqueue_atom, enqueue_batch& batch, bool) -> enqueue_reply {
+      auto& st = self->state;
+      auto now = now_ms();
+      enqueue_reply reply;
+      reply.rejected.resize(batch.messages.size());
+      for (size_t i = 0; i < batch.messages.size(); ++i) {
+        auto res = st.model->enqueue(std::move(batch.messages[i]), now,
+                                     st.dead);
+        reply.rejected[i] = res == queue_model::enqueue_result::rejected;
+      }
+      dispatch(self);
+      return reply;
+    },
+    [=](consume_atom, consumer_spec& spec) -> op_result {
+      auto& st = self->state;
+      if (st.deleting)
+        return make_op_error(errc::not_found, "queue is being deleted");
+      auto id = st.next_consumer_id++;
+      auto err = st.model->add_consumer(id, spec.owner, spec.prefetch,
+                                        spec.no_ack, spec.exclusive,
+                                        spec.priority);
+      if (err != errc::none) {
+        return make_op_error(errc::access_refused, "queue '" + st.model->name()
+                                    + "' in vhost '" + st.table->name()
+                                    + "' in exclusive use");
+      }
+      st.consumers.emplace(id, consumer_rec{spec.connection, spec.key,
+                                            spec.owner});
+      st.by_owner_key.emplace(std::make_pair(spec.owner, spec.key), id);
+      st.had_consumers = true;
+      st.last_used = now_ms();
+      auto result = counts(self);
+      // Deliveries follow the reply in this actor's send order.
+      self->send(self, dispatch_atom::value);
+      return result;
+    },
+    [=](dispatch_atom) { dispatch(self); },
+    [=](cancel_atom, uint64_t owner, uint64_t key) -> op_result {
+      auto& st = self->state;
+      auto i = st.by_owner_key.find({owner, key});
+      if (i != st.by_owner_key.end())
+        remove_consumer(self, i->second);
+      st.last_used = now_ms();
+      arm_idle_timer(self);
+      check_auto_delete(self);
+      dispatch(self);
+      return counts(self);
+    },
+    [=](fetch_atom, uint64_t owner, bool no_ack) -> get_reply {
+      auto& st = self->state;
+      get_reply reply;
+      st.last_used = now_ms();
+      if (!st.deleting) {
+        if (auto d = st.model->get(owner, no_ack, now_ms(), st.dead)) {
+          reply.found = true;
+          reply.item = delivery_item{0, d->owner, d->id, std::move(d->msg),
+                                     d->redelivered};
+        }
+      }
+      reply.message_count = static_cast<uint32_t>(st.model->ready_count());
+      route_dead_letters(self);
+      arm_idle_timer(self);
+      return reply;
+    },
+    [=](ack_atom, uint64_t owner, std::vector<uint64_t>& ids) {
+      self->state.model->ack(owner, ids);
+      dispatch(self);
+    },
+    [=](reject_atom, uint64_t owner, std::vector<uint64_t>& ids,
+        bool requeue) {
+      self->state.model->reject(owner, ids, requeue, self->state.dead);
+      dispatch(self);
+    },
+    [=](release_atom, uint64_t owner, std::vector<uint64_t>& ids) {
+      self->state.model->release(owner, ids);
+      dispatch(self);
+    },
+    [=](recover_atom, uint64_t owner) {
+      self->state.model->recover(owner, true);
+      dispatch(self);
+    },
+    [=](closed_atom, uint64_t owner) {
+      auto& st = self->state;
+      std::vector<uint64_t> gone;
+      for (auto& kv : st.consumers)
+        if (kv.second.owner == owner)
+          gone.push_back(kv.first);
+      for (auto id : gone)
+        remove_consumer(self, id);
+      st.model->owner_closed(owner);
+      if (!gone.empty()) {
+        st.last_used = now_ms();
+        arm_idle_timer(self);
+      }
+      check_auto_delete(self);
+      dispatch(self);
+    },
+    [=](stats_atom) -> op_result {
+      self->state.last_used = now_ms();
+      arm_idle_timer(self);
+      return counts(self);
+    },
+    [=](purge_atom) -> op_result {
+      auto& st = self->state;
+      op_result r;
+      r.message_count = static_cast<uint32_t>(st.model->purge(st.dead));
+      st.dead.clear(); // Purged messages are not dead-lettered.
+      return r;
+    },
+    [=](remove_atom, bool if_unused, bool if_empty) -> op_result {
+      auto& st = self->state;
+      auto where = "queue '" + st.model->name() + "' in vhost '"
+                   + st.table->name() + "'";
+      if (if_unused && !st.consumers.empty())
+        return make_op_error(errc::precondition_failed, where + " in use");
+      if (if_empty && st.model->ready_count() > 0)
+        return make_op_error(errc::precondition_failed, where + " not empty");
+      op_result r;
+      r.message_count = static_cast<uint32_t>(st.model->ready_count());
+      st.deleting = true;
+      for (auto& kv : st.consumers)
+        self->send(kv.second.connection, cancelled_atom::value,
+                   kv.second.key);
+      st.consumers.clear();
+      FLOTILLA_LOG(debug, "queue " << st.model->name() << " deleted");
+      self->quit();
+      return r;
+    },
+    [=](expire_atom) {
+      auto& st = self->state;
+      st.expiry_timer_at = 0;
+      st.model->expire(now_ms(), st.dead);
+      dispatch(self);
+    },
+    [=](idle_atom) {
+      auto& st = self->state;
+      auto& cfg = st.model->config();
+      if (st.deleting || !cfg.expires || !st.consumers.empty())
+        return;
+      if (now_ms() - st.last_used >= *cfg.expires)
+        self->send(st.vhost, autodel_atom::value, st.model->name());
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_queue(caf::actor_system& sys, std::string name,
+                       queue_config cfg, caf::actor vhost,
+                       vhost_table_ptr table) {
+  return sys.spawn(queue_impl, std::move(name), std::move(cfg),
+                   std::move(vhost), std::move(table));
+}
+
+} // namespace flotilla

@@ -1,0 +1,216 @@
+// flotillad: one Flotilla node. Parses options, starts the actor system and
+// the AMQP listener, prints "listening port=N", and runs until SIGTERM or
+// SIGINT, then closes every client with 320 CONNECTION_FORCED and exits 0.
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+
+#include "actors/broker.hpp"
+#include "actors/log.hpp"
+#include "config/broker_options.hpp"
+#include "config/users.hpp"
+#include "transport/amqp_server.hpp"
+
+namespace fs = std::filesystem;
+using namespace flotilla;
+
+namespace {
+
+log_level to_log_level(config::log_level x) {
+  switch (x) {
+    case config::log_level::trace:
+      return log_level::trace;
+    case config::log_level::debug:
+      return log_level::debug;
+    case config::log_level::info:
+      return log_level::info;
+    case config::log_level::notice:
+      return log_level::notice;
+    case config::log_level::warning:
+      return log_level::warning;
+    default:
+      return log_level::error;
+  }
+}
+
+/// Forks into the background (qpidd's -d). The parent waits until the child
+/// reports its port through a pipe, prints it (so scripts can read it) and
+/// exits; returns the write end of the pipe in the child.
+int daemonize() {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    std::perror("flotillad: pipe");
+    std::exit(1);
+  }
+  auto pid = fork();
+  if (pid < 0) {
+    std::perror("flotillad: fork");
+    std::exit(1);
+  }
+  if (pid > 0) {
+    close(fds[1]);
+    char buf[256];
+    auto n = read(fds[0], buf, sizeof(buf) - 1);
+    if (n <= 0) {
+      std::fprintf(stderr, "flotillad: daemon failed to start\n");
+      std::exit(1);
+    }
+    buf[n] = '\0';
+    std::fputs(buf, stdout);
+    std::exit(0);
+  }
+  close(fds[0]);
+  setsid();
+  return fds[1];
+}
+
+/// Raises the open-files limit to the hard limit: every client is a socket.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+int run(config::broker_options& opts) {
+  int daemon_pipe = opts.daemon ? daemonize() : -1;
+  if (!log_init(to_log_level(opts.log_enable), opts.log_output)) {
+    std::fprintf(stderr, "flotillad: cannot open log output '%s': %s\n",
+                 opts.log_output.c_str(), std::strerror(errno));
+    return 1;
+  }
+  raise_fd_limit();
+  std::shared_ptr<const config::user_db> users;
+  if (!opts.users_file.empty()) {
+    std::string error;
+    auto db = config::user_db::load(opts.users_file, error);
+    if (!db) {
+      std::fprintf(stderr, "flotillad: %s\n", error.c_str());
+      return 2;
+    }
+    users = std::make_shared<config::user_db>(std::move(*db));
+  } else {
+    users = std::make_shared<config::user_db>(
+      config::user_db::with_default_guest());
+  }
+  std::error_code fec;
+  if (!opts.no_data_dir) {
+    fs::create_directories(opts.data_dir, fec);
+    if (fec) {
+      std::fprintf(stderr, "flotillad: cannot create data dir '%s': %s\n",
+                   opts.data_dir.c_str(), fec.message().c_str());
+      return 1;
+    }
+  }
+  // Signals go to the main thread only: block them before threads start.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", static_cast<size_t>(opts.worker_threads));
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+
+  broker_limits limits;
+  limits.frame_max = opts.frame_max;
+  limits.channel_max = opts.channel_max;
+  limits.heartbeat = opts.heartbeat;
+  limits.max_message_size = opts.max_message_size;
+  limits.auth = opts.auth;
+  limits.node_name = opts.name;
+  limits.cluster_name = opts.cluster_name.empty() ? opts.name
+                                                  : opts.cluster_name;
+  broker node{sys, limits, users};
+  node.add_vhost("/");
+  for (auto& vh : opts.vhosts)
+    node.add_vhost(vh);
+
+  amqp_server::options sopts;
+  sopts.interface = opts.interface;
+  sopts.port = opts.port;
+  sopts.backlog = static_cast<int>(opts.connection_backlog);
+  sopts.max_connections = opts.max_connections;
+  std::unique_ptr<amqp_server> server;
+  try {
+    server = std::make_unique<amqp_server>(node, sopts);
+  } catch (std::exception& e) {
+    FLOTILLA_LOG(error, e.what());
+    std::fprintf(stderr, "flotillad: %s\n", e.what());
+    node.stop();
+    return 1;
+  }
+  server->start();
+
+  std::string pid_dir = !opts.pid_dir.empty() ? opts.pid_dir
+                        : opts.no_data_dir    ? std::string{}
+                                              : opts.data_dir;
+  fs::path pid_file;
+  if (!pid_dir.empty()) {
+    fs::create_directories(pid_dir, fec);
+    pid_file = fs::path{pid_dir} / "flotillad.pid";
+    std::ofstream{pid_file} << getpid() << '\n';
+  }
+
+  auto line = "listening port=" + std::to_string(server->port()) + "\n";
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+  if (daemon_pipe >= 0) {
+    (void) !write(daemon_pipe, line.data(), line.size());
+    close(daemon_pipe);
+    if (!freopen("/dev/null", "w", stdout)) {
+      // Nothing sensible to do; stdout is only used for the startup line.
+    }
+  }
+  FLOTILLA_LOG(notice, "flotillad " << config::version() << " listening on "
+                                    << opts.interface << ":" << server->port()
+                                    << " (node " << opts.name << ")");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  FLOTILLA_LOG(notice, "received " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                                   << ", shutting down");
+  server->stop_accepting();
+  node.close_all_connections("shutdown");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (server->open_sockets() > 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  server->stop();
+  server.reset();
+  node.stop();
+  if (!pid_file.empty())
+    fs::remove(pid_file, fec);
+  FLOTILLA_LOG(notice, "stopped");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  config::broker_options opts;
+  auto res = config::parse_command_line(argc, argv, opts, std::cout);
+  if (res.exit_now) {
+    if (!res.ok)
+      std::cerr << "flotillad: " << res.error << "\n";
+    return res.exit_code;
+  }
+  return run(opts);
+}

@@ -1,0 +1,227 @@
+#include <doctest/doctest.h>
+
+#include "protocol/matching.hpp"
+
+using namespace flotilla::protocol;
+
+namespace {
+
+// A slow reference: split into words and try every assignment recursively.
+std::vector<std::string_view> words(std::string_view s) {
+  std::vector<std::string_view> out;
+  if (s.empty())
+    return out;
+  size_t at = 0;
+  for (;;) {
+    auto dot = s.find('.', at);
+    if (dot == std::string_view::npos) {
+      out.push_back(s.substr(at));
+      return out;
+    }
+    out.push_back(s.substr(at, dot - at));
+    at = dot + 1;
+  }
+}
+
+bool reference_match(const std::vector<std::string_view>& p, size_t i,
+                     const std::vector<std::string_view>& k, size_t j) {
+  if (i == p.size())
+    return j == k.size();
+  if (p[i] == "#") {
+    for (size_t n = j; n <= k.size(); ++n)
+      if (reference_match(p, i + 1, k, n))
+        return true;
+    return false;
+  }
+  if (j == k.size())
+    return false;
+  return (p[i] == "*" || p[i] == k[j]) && reference_match(p, i + 1, k, j + 1);
+}
+
+} // namespace
+
+TEST_SUITE("protocol") {
+
+TEST_CASE("topic matching") {
+  struct row {
+    const char* pattern;
+    const char* key;
+    bool match;
+  };
+  const row rows[] = {
+    {"a.b.c", "a.b.c", true},
+    {"a.b.c", "a.b", false},
+    {"a.b", "a.b.c", false},
+    {"a.*", "a.b", true},
+    {"a.*", "a", false},
+    {"a.*", "a.b.c", false},
+    {"a.*", "a.", true}, // one empty word
+    {"*", "", false},
+    {"*", "a", true},
+    {"*", ".", false},
+    {"*.*", ".", true},
+    {"*.b", ".b", true},
+    {"#", "", true},
+    {"#", "a", true},
+    {"#", "a.b.c", true},
+    {"#", ".", true},
+    {"a.#", "a", true},
+    {"a.#", "a.b", true},
+    {"a.#", "a.b.c", true},
+    {"a.#", "b.a", false},
+    {"a.#", "ab", false},
+    {"#.a", "a", true},
+    {"#.a", "x.y.a", true},
+    {"#.a", "x.y.a.b", false},
+    {"#.#", "", true},
+    {"#.#", "a.b", true},
+    {"a.#.b", "a.b", true},
+    {"a.#.b", "a.x.b", true},
+    {"a.#.b", "a.x.y.b", true},
+    {"a.#.b", "a.x.y", false},
+    {"a.#.b", "a.b.b.b", true},
+    {"a.#.b.#.c", "a.b.c", true},
+    {"a.#.b.#.c", "a.x.b.y.z.c", true},
+    {"a.#.b.#.c", "a.x.c.y.b", false},
+    {"#.*", "", false},
+    {"#.*", "a", true},
+    {"*.#", "a.b.c", true},
+    {"*.#.*", "a", false},
+    {"*.#.*", "a.b", true},
+    {"", "", true},
+    {"", "a", false},
+    {"a", "", false},
+    {".", ".", true},
+    {"a..b", "a..b", true},
+    {"a.*.b", "a..b", true},
+    {"a.#.b", "a..b", true},
+    {"stock.usd.nyse", "stock.usd.nyse", true},
+    {"stock.*.nyse", "stock.eur.nyse", true},
+    {"stock.#", "stock.usd.nyse", true},
+    {"*.orange.*", "quick.orange.rabbit", true},
+    {"*.*.rabbit", "lazy.orange.elephant", false},
+    {"lazy.#", "lazy.orange.male.rabbit", true},
+    {"*.orange.*", "quick.orange.male.rabbit", false},
+    {"a#", "a#", true}, // '#' only special as a whole word
+    {"a*", "ab", false},
+  };
+  for (auto& r : rows) {
+    CAPTURE(r.pattern);
+    CAPTURE(r.key);
+    CHECK(topic_match(r.pattern, r.key) == r.match);
+    CHECK(reference_match(words(r.pattern), 0, words(r.key), 0) == r.match);
+  }
+}
+
+TEST_CASE("topic matching agrees with the reference on generated cases") {
+  const char* pattern_words[] = {"a", "b", "*", "#", ""};
+  const char* key_words[] = {"a", "b", ""};
+  // All patterns up to 4 words and keys up to 4 words over small alphabets.
+  std::vector<std::string> patterns{""};
+  std::vector<std::string> keys{""};
+  auto extend = [](std::vector<std::string>& v, const char* const* w,
+                   size_t nw, int len) {
+    std::vector<std::string> cur{""};
+    for (int l = 1; l <= len; ++l) {
+      std::vector<std::string> next;
+      for (auto& s : cur)
+        for (size_t i = 0; i < nw; ++i)
+          next.push_back(l == 1 ? std::string(w[i]) : s + "." + w[i]);
+      v.insert(v.end(), next.begin(), next.end());
+      cur = std::move(next);
+    }
+  };
+  extend(patterns, pattern_words, 5, 4);
+  extend(keys, key_words, 3, 4);
+  size_t checked = 0;
+  for (auto& p : patterns)
+    for (auto& k : keys) {
+      if (topic_match(p, k) != reference_match(words(p), 0, words(k), 0)) {
+        FAIL_CHECK("mismatch for pattern '" << p << "' key '" << k << "'");
+      }
+      ++checked;
+    }
+  CHECK(checked > 10000);
+}
+
+TEST_CASE("headers matching: all and any") {
+  field_table headers{{"format", "pdf"}, {"type", "report"}, {"n", 5}};
+  field_table all{{"format", "pdf"}, {"type", "report"}};
+  CHECK(headers_match(all, &headers));
+  all.set("x-match", "all");
+  CHECK(headers_match(all, &headers));
+  all.set("type", "log");
+  CHECK_FALSE(headers_match(all, &headers));
+  field_table any{{"x-match", "any"}, {"format", "zip"}, {"type", "report"}};
+  CHECK(headers_match(any, &headers));
+  any.set("type", "log");
+  CHECK_FALSE(headers_match(any, &headers));
+  // Missing key.
+  CHECK_FALSE(headers_match(field_table{{"missing", 1}}, &headers));
+  // No headers at all.
+  CHECK_FALSE(headers_match(field_table{{"format", "pdf"}}, nullptr));
+  CHECK(headers_match(field_table{}, nullptr));
+  CHECK(headers_match(field_table{{"x-match", "all"}}, nullptr));
+  CHECK_FALSE(headers_match(field_table{{"x-match", "any"}}, &headers));
+}
+
+TEST_CASE("headers matching: x- keys and the with-x modes") {
+  field_table headers{{"x-tenant", "acme"}, {"kind", "a"}};
+  // all/any ignore x- keys in the binding.
+  CHECK(headers_match(field_table{{"x-tenant", "other"}, {"kind", "a"}},
+                      &headers));
+  CHECK_FALSE(headers_match(
+    field_table{{"x-match", "any"}, {"x-tenant", "acme"}}, &headers));
+  // with-x modes count them (x-match itself still skipped).
+  CHECK_FALSE(headers_match(field_table{{"x-match", "all-with-x"},
+                                        {"x-tenant", "other"},
+                                        {"kind", "a"}},
+                            &headers));
+  CHECK(headers_match(field_table{{"x-match", "all-with-x"},
+                                  {"x-tenant", "acme"},
+                                  {"kind", "a"}},
+                      &headers));
+  CHECK(headers_match(
+    field_table{{"x-match", "any-with-x"}, {"x-tenant", "acme"}}, &headers));
+  CHECK_FALSE(headers_match(
+    field_table{{"x-match", "any-with-x"}, {"x-tenant", "zzz"}}, &headers));
+}
+
+TEST_CASE("headers matching: void matches presence and values compare by value") {
+  field_table headers{{"flag", false}, {"n", int64_t{5}}, {"s", "txt"},
+                      {"f", 2.5}};
+  CHECK(headers_match(field_table{{"flag", field_value{}}}, &headers));
+  CHECK_FALSE(headers_match(field_table{{"other", field_value{}}}, &headers));
+  CHECK(headers_match(field_table{{"n", 5}}, &headers));          // I vs l
+  CHECK(headers_match(field_table{{"n", uint8_t{5}}}, &headers)); // B vs l
+  CHECK_FALSE(headers_match(field_table{{"n", 6}}, &headers));
+  CHECK(headers_match(field_table{{"s", byte_array{"txt"}}}, &headers));
+  CHECK(headers_match(field_table{{"f", 2.5f}}, &headers));
+  CHECK_FALSE(headers_match(field_table{{"flag", true}}, &headers));
+  CHECK_FALSE(headers_match(field_table{{"flag", 0}}, &headers));
+  CHECK_FALSE(headers_match(field_table{{"n", "5"}}, &headers));
+}
+
+TEST_CASE("headers matching: x-match parsing") {
+  CHECK(headers_match_kind_of(field_table{}) == headers_match_kind::all);
+  CHECK(headers_match_kind_of(field_table{{"x-match", "any"}})
+        == headers_match_kind::any);
+  CHECK(headers_match_kind_of(field_table{{"x-match", "all-with-x"}})
+        == headers_match_kind::all_with_x);
+  CHECK(headers_match_kind_of(field_table{{"x-match", "any-with-x"}})
+        == headers_match_kind::any_with_x);
+  CHECK_FALSE(headers_match_kind_of(field_table{{"x-match", "some"}}));
+  CHECK_FALSE(headers_match_kind_of(field_table{{"x-match", 1}}));
+  CHECK_FALSE(
+    headers_match_kind_of(field_table{{"x-match", byte_array{"any"}}}));
+  CHECK(std::string(to_string(headers_match_kind::any_with_x))
+        == "any-with-x");
+  // An invalid x-match routes as all, like RabbitMQ.
+  field_table headers{{"a", 1}};
+  CHECK(headers_match(field_table{{"x-match", "bogus"}, {"a", 1}}, &headers));
+  CHECK_FALSE(
+    headers_match(field_table{{"x-match", "bogus"}, {"a", 1}, {"b", 2}},
+                  &headers));
+}
+
+} // TEST_SUITE
