@@ -21,10 +21,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct null_visitor : recovery_visitor {
-  void on_meta(std::string_view, std::string_view) override {
-  }
-  void on_message(uint32_t, uint64_t, std::string_view) override {
-  }
+  void on_meta(std::string_view, std::string_view) override {}
+  void on_message(uint32_t, uint64_t, std::string_view) override {}
 };
 
 std::string read_file(const std::string& path) {
@@ -38,7 +36,7 @@ void write_file(const fs::path& path, const std::string& bytes) {
 }
 
 // Runs `fill` on a fresh journal and returns its only segment's bytes.
-template <class F>
+template<class F>
 std::string make_segment(F fill) {
   char tmpl[] = "/tmp/flotilla-make-corpus-XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
@@ -80,26 +78,26 @@ int main(int argc, char** argv) {
   fs::create_directories(out);
   auto empty = make_segment([](journal&) {});
   auto mixed = make_segment([](journal& j) {
-    (void) j.append_meta_put("e/v/amq.direct", "direct,durable");
-    (void) j.append_meta_put("q/v/orders", "durable");
-    (void) j.append_publish(1, 1, "first");
-    (void) j.append_publish(1, 2, "second");
+    (void)j.append_meta_put("e/v/amq.direct", "direct,durable");
+    (void)j.append_meta_put("q/v/orders", "durable");
+    (void)j.append_publish(1, 1, "first");
+    (void)j.append_publish(1, 2, "second");
     sync_or_die(j);
     j.append_ack(1, 1);
-    (void) j.append_publish(2, 2, "fan-out copy");
-    (void) j.append_meta_del("e/v/amq.direct");
+    (void)j.append_publish(2, 2, "fan-out copy");
+    (void)j.append_meta_del("e/v/amq.direct");
     sync_or_die(j);
     j.append_drop_queue(2);
-    (void) j.append_publish(1, 3, "third");
+    (void)j.append_publish(1, 3, "third");
     sync_or_die(j);
   });
   auto single = make_segment([](journal& j) {
-    (void) j.append_publish(9, 42, std::string(300, 'b'));
+    (void)j.append_publish(9, 42, std::string(300, 'b'));
     sync_or_die(j);
   });
   auto acks = make_segment([](journal& j) {
     for (uint64_t id = 1; id <= 6; ++id)
-      (void) j.append_publish(3, id, "m");
+      (void)j.append_publish(3, id, "m");
     sync_or_die(j);
     for (uint64_t id = 1; id <= 6; id += 2)
       j.append_ack(3, id);
