@@ -30,5 +30,8 @@ using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 using autodel_atom = caf::atom_constant<caf::atom("autodel")>;
 using cancelled_atom = caf::atom_constant<caf::atom("cancelled")>;
 using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
+using persist_atom = caf::atom_constant<caf::atom("persist")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using restore_atom = caf::atom_constant<caf::atom("restore")>;
 
 } // namespace flotilla

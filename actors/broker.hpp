@@ -54,8 +54,16 @@ public:
     return *users_;
   }
 
+  /// Sets the store actor (before add_vhost; none: nothing is durable).
+  void set_store(caf::actor store);
+
   /// Creates a vhost with its default exchanges (startup only).
   void add_vhost(const std::string& name);
+
+  /// Recreates the durable entities and messages recovered from the
+  /// journal in their vhosts (startup only; creates missing vhosts).
+  /// Returns a one-line summary for the log.
+  std::string restore(struct recovered_state& state);
 
   /// Returns the vhost or nullptr.
   const vhost_ref* find_vhost(const std::string& name) const;
@@ -76,11 +84,18 @@ public:
   /// Stops the vhost actors (and with them every queue and exchange).
   void stop();
 
+  const caf::actor& store() const {
+    return store_;
+  }
+
 private:
   caf::actor_system& sys_;
   broker_limits limits_;
   std::shared_ptr<const config::user_db> users_;
   std::map<std::string, vhost_ref> vhosts_;
+  caf::actor store_;
+  std::shared_ptr<std::atomic<uint32_t>> queue_ids_
+    = std::make_shared<std::atomic<uint32_t>>(0);
   std::atomic<uint64_t> connection_ids_{0};
   mutable std::mutex connections_mtx_;
   std::unordered_set<caf::actor> connections_;

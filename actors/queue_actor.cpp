@@ -11,6 +11,8 @@
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
 #include "actors/queue_model.hpp"
+#include "actors/store_actor.hpp"
+#include "actors/store_codec.hpp"
 
 namespace flotilla {
 
@@ -42,9 +44,70 @@ struct queue_state {
   bool deleting = false;
   std::vector<delivery> out;
   std::vector<dead_letter> dead;
+  // Durability (store is null for transient queues).
+  caf::actor store;
+  uint32_t queue_id = 0;
+  uint64_t next_store_id = 1;
+  std::unordered_map<uint64_t, uint64_t> persisted; ///< model id -> store id
+  std::vector<uint64_t> removed; ///< Filled by the model.
+  store_ops ops;                 ///< Not yet sent to the store.
 };
 
 using queue_self = caf::stateful_actor<queue_state>*;
+
+/// Enqueues `m`, recording a publish for the store if it must be durable.
+queue_model::enqueue_result enqueue(queue_self self, message_ptr m,
+                                    millis now) {
+  auto& st = self->state;
+  auto id = st.model->next_id();
+  bool durable = st.store && m->persistent();
+  std::string payload;
+  if (durable)
+    payload = encode_message(*m);
+  auto res = st.model->enqueue(std::move(m), now, st.dead);
+  if (durable && res == queue_model::enqueue_result::accepted) {
+    auto sid = st.next_store_id++;
+    st.persisted.emplace(id, sid);
+    store_op op;
+    op.kind = store_op::publish;
+    op.queue_id = st.queue_id;
+    op.msg_id = sid;
+    op.payload = std::move(payload);
+    st.ops.ops.push_back(std::move(op));
+  }
+  return res;
+}
+
+/// Turns removals into store acks; returns the pending ops (maybe empty).
+store_ops take_store_ops(queue_self self) {
+  auto& st = self->state;
+  if (!st.store) {
+    st.removed.clear();
+    return {};
+  }
+  for (auto id : st.removed) {
+    auto i = st.persisted.find(id);
+    if (i == st.persisted.end())
+      continue;
+    store_op op;
+    op.kind = store_op::ack;
+    op.queue_id = st.queue_id;
+    op.msg_id = i->second;
+    st.ops.ops.push_back(std::move(op));
+    st.persisted.erase(i);
+  }
+  st.removed.clear();
+  auto result = std::move(st.ops);
+  st.ops.ops.clear();
+  return result;
+}
+
+/// Sends pending store changes that nobody waits for.
+void persist_changes(queue_self self) {
+  auto ops = take_store_ops(self);
+  if (!ops.ops.empty())
+    self->send(self->state.store, persist_atom::value, std::move(ops));
+}
 
 void route_dead_letters(queue_self self) {
   auto& st = self->state;
@@ -134,6 +197,7 @@ void dispatch(queue_self self) {
   }
   route_dead_letters(self);
   arm_expiry_timer(self);
+  persist_changes(self);
 }
 
 void remove_consumer(queue_self self, uint64_t id) {
@@ -168,33 +232,77 @@ op_result counts(queue_self self) {
 }
 
 caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
-                         caf::actor vhost, vhost_table_ptr table) {
+                         caf::actor vhost, vhost_table_ptr table,
+                         queue_durability durability) {
   auto& st = self->state;
   st.model = std::make_unique<queue_model>(std::move(name), std::move(cfg));
   st.vhost = std::move(vhost);
   st.table = std::move(table);
   st.last_used = now_ms();
+  if (durability.store) {
+    st.store = std::move(durability.store);
+    st.queue_id = durability.queue_id;
+    st.model->set_removal_log(&st.removed);
+    auto now = now_ms();
+    for (auto& [sid, msg] : durability.recovered) {
+      // Recovered messages may have been delivered before the restart.
+      auto id = st.model->next_id();
+      if (st.model->enqueue(std::move(msg), now, st.dead, true)
+          == queue_model::enqueue_result::accepted)
+        st.persisted.emplace(id, sid);
+      st.next_store_id = std::max(st.next_store_id, sid + 1);
+    }
+    // What the queue's limits dropped at recovery is acked in the store.
+    st.dead.clear();
+    persist_changes(self);
+  }
   arm_idle_timer(self);
   return {
     [=](enqueue_atom, enqueue_batch& batch) {
-      auto& st = self->state;
       auto now = now_ms();
       for (auto& m : batch.messages)
-        st.model->enqueue(std::move(m), now, st.dead);
+        enqueue(self, std::move(m), now);
       dispatch(self);
     },
-    [=](enqueue_atom, enqueue_batch& batch, bool) -> enqueue_reply {
+    [=](enqueue_atom, enqueue_batch& batch,
+        bool) -> caf::result<enqueue_reply> {
       auto& st = self->state;
       auto now = now_ms();
       enqueue_reply reply;
       reply.rejected.resize(batch.messages.size());
+      std::vector<size_t> durable; // Indexes waiting for the fsync.
       for (size_t i = 0; i < batch.messages.size(); ++i) {
-        auto res = st.model->enqueue(std::move(batch.messages[i]), now,
-                                     st.dead);
+        bool persistent = st.store && batch.messages[i]->persistent();
+        auto res = enqueue(self, std::move(batch.messages[i]), now);
         reply.rejected[i] = res == queue_model::enqueue_result::rejected;
+        if (persistent && !reply.rejected[i])
+          durable.push_back(i);
       }
+      // Deliveries may go out before the fsync (as in RabbitMQ); the
+      // confirm waits for it.
+      auto ops = take_store_ops(self);
       dispatch(self);
-      return reply;
+      if (durable.empty()) {
+        if (!ops.ops.empty())
+          self->send(st.store, persist_atom::value, std::move(ops));
+        return reply;
+      }
+      auto rp = self->make_response_promise<enqueue_reply>();
+      self->request(st.store, caf::infinite, persist_atom::value,
+                    std::move(ops), true)
+        .then(
+          [rp, reply, durable](bool ok) mutable {
+            if (!ok)
+              for (auto i : durable)
+                reply.rejected[i] = 1; // Not durable: nack.
+            rp.deliver(std::move(reply));
+          },
+          [rp, reply, durable](caf::error&) mutable {
+            for (auto i : durable)
+              reply.rejected[i] = 1;
+            rp.deliver(std::move(reply));
+          });
+      return rp;
     },
     [=](consume_atom, consumer_spec& spec) -> op_result {
       auto& st = self->state;
@@ -245,6 +353,7 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       reply.message_count = static_cast<uint32_t>(st.model->ready_count());
       route_dead_letters(self);
       arm_idle_timer(self);
+      persist_changes(self);
       return reply;
     },
     [=](ack_atom, uint64_t owner, std::vector<uint64_t>& ids) {
@@ -290,6 +399,7 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       op_result r;
       r.message_count = static_cast<uint32_t>(st.model->purge(st.dead));
       st.dead.clear(); // Purged messages are not dead-lettered.
+      persist_changes(self);
       return r;
     },
     [=](remove_atom, bool if_unused, bool if_empty) -> op_result {
@@ -307,6 +417,14 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
         self->send(kv.second.connection, cancelled_atom::value,
                    kv.second.key);
       st.consumers.clear();
+      if (st.store) {
+        store_ops ops;
+        store_op op;
+        op.kind = store_op::drop_queue;
+        op.queue_id = st.queue_id;
+        ops.ops.push_back(std::move(op));
+        self->send(st.store, persist_atom::value, std::move(ops));
+      }
       FLOTILLA_LOG(debug, "queue " << st.model->name() << " deleted");
       self->quit();
       return r;
@@ -332,9 +450,9 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
 
 caf::actor spawn_queue(caf::actor_system& sys, std::string name,
                        queue_config cfg, caf::actor vhost,
-                       vhost_table_ptr table) {
+                       vhost_table_ptr table, queue_durability durability) {
   return sys.spawn(queue_impl, std::move(name), std::move(cfg),
-                   std::move(vhost), std::move(table));
+                   std::move(vhost), std::move(table), std::move(durability));
 }
 
 } // namespace flotilla

@@ -5,6 +5,12 @@
 
 #include <caf/fwd.hpp>
 
+#include <utility>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "actors/message.hpp"
 #include "actors/queue_arguments.hpp"
 #include "actors/routing.hpp"
 
@@ -16,6 +22,9 @@ namespace flotilla {
 /// Node-local. Holds its messages until acked (queue_model does the
 /// semantics; this actor dispatches, batches deliveries per connection,
 /// keeps TTL and x-expires timers, and routes dead letters).
+///
+/// Persistent messages on a durable queue go to the store actor; a publish
+/// request is answered only after the store's fsync covers it.
 ///
 /// Messages (see actors/messages.hpp):
 /// - (enqueue_atom, enqueue_batch)             publish, no reply
@@ -31,8 +40,16 @@ namespace flotilla {
 /// - (purge_atom)                              replies op_result with count
 /// - (remove_atom, bool if_unused, bool if_empty) replies op_result; on
 ///   success cancels its consumers and quits.
+/// How a durable queue persists its messages (default: it does not).
+struct queue_durability {
+  caf::actor store; ///< The store actor; null for transient queues.
+  uint32_t queue_id = 0;
+  /// Messages recovered from the journal, in order, with their store ids.
+  std::vector<std::pair<uint64_t, message_ptr>> recovered;
+};
+
 caf::actor spawn_queue(caf::actor_system& sys, std::string name,
                        queue_config cfg, caf::actor vhost,
-                       vhost_table_ptr table);
+                       vhost_table_ptr table, queue_durability durability = {});
 
 } // namespace flotilla

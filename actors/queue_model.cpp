@@ -75,6 +75,7 @@ void queue_model::drop_expired(fifo& f, millis now, bool may_deliver,
                                std::vector<dead_letter>& dead) {
   while (!f.empty() && expired(f.front(), now, may_deliver)) {
     auto e = pop_ready(f);
+    note_removed(e.id);
     ++stats_.expired;
     to_dead(std::move(e.msg), dead_letter_reason::expired, dead);
   }
@@ -127,7 +128,7 @@ bool queue_model::over_limits(size_t count, uint64_t bytes) const {
 
 queue_model::enqueue_result
 queue_model::enqueue(message_ptr msg, millis now,
-                     std::vector<dead_letter>& dead) {
+                     std::vector<dead_letter>& dead, bool redelivered) {
   auto ttl = cfg_.message_ttl;
   if (auto per_message = parse_expiration(msg->properties.expiration))
     ttl = ttl ? std::min(*ttl, *per_message) : *per_message;
@@ -143,8 +144,8 @@ queue_model::enqueue(message_ptr msg, millis now,
       to_dead(std::move(msg), dead_letter_reason::maxlen, dead);
     return enqueue_result::rejected;
   }
-  push_ready(entry{next_id_++, std::move(msg), expires_at, round_, false,
-                   ttl && *ttl == 0});
+  push_ready(entry{next_id_++, std::move(msg), expires_at, round_,
+                   redelivered, ttl && *ttl == 0});
   ++stats_.enqueued;
   if (limited && cfg_.overflow == overflow_policy::drop_head)
     drop_overflow(dead);
@@ -182,9 +183,12 @@ void queue_model::drop_overflow(std::vector<dead_letter>& dead) {
       return;
     message_ptr victim;
     if (index == 0) {
-      victim = pop_ready(f).msg;
+      auto e = pop_ready(f);
+      note_removed(e.id);
+      victim = std::move(e.msg);
     } else {
       auto i = f.begin() + static_cast<ptrdiff_t>(index);
+      note_removed(i->id);
       victim = std::move(i->msg);
       f.erase(i);
       --ready_count_;
@@ -288,6 +292,7 @@ void queue_model::deliver(consumer& c, entry e, std::vector<delivery>& out) {
   if (e.redelivered)
     ++stats_.redelivered;
   if (c.no_ack) {
+    note_removed(e.id);
     out.push_back(delivery{c.id, c.owner, e.id, std::move(e.msg),
                            e.redelivered});
     return;
@@ -346,7 +351,9 @@ std::optional<delivery> queue_model::get(owner_id owner, bool no_ack,
   if (e.redelivered)
     ++stats_.redelivered;
   delivery d{0, owner, e.id, e.msg, e.redelivered};
-  if (!no_ack)
+  if (no_ack)
+    note_removed(e.id);
+  else
     unacked_.emplace(e.id, unacked_entry{owner, 0, std::move(e.msg),
                                          e.expires_at, e.redelivered});
   return d;
@@ -374,6 +381,7 @@ size_t queue_model::ack(owner_id owner, const std::vector<uint64_t>& ids) {
       continue;
     free_credit(i->second);
     unacked_.erase(i);
+    note_removed(id);
     ++n;
   }
   stats_.acked += n;
@@ -468,6 +476,7 @@ void queue_model::reject(owner_id owner, const std::vector<uint64_t>& ids,
     return;
   }
   for (auto& kv : taken) {
+    note_removed(kv.first);
     if (!cfg_.dead_letter_exchange)
       ++stats_.discarded;
     to_dead(std::move(kv.second.msg), dead_letter_reason::rejected, dead);
@@ -503,8 +512,12 @@ errc queue_model::recover(owner_id owner, bool requeue_them) {
 
 size_t queue_model::purge(std::vector<dead_letter>&) {
   auto n = ready_count_;
-  for (auto& f : levels_)
+  for (auto& f : levels_) {
+    if (removed_ != nullptr)
+      for (auto& e : f)
+        removed_->push_back(e.id);
     f.clear();
+  }
   nonempty_.fill(0);
   ready_count_ = 0;
   ready_bytes_ = 0;

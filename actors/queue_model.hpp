@@ -117,7 +117,13 @@ public:
   /// Returns rejected when reject-publish(-dlx) refuses the message (with
   /// -dlx and a DLX it is also appended to `dead`), else accepted.
   enqueue_result enqueue(message_ptr msg, millis now,
-                         std::vector<dead_letter>& dead);
+                         std::vector<dead_letter>& dead,
+                         bool redelivered = false);
+
+  /// Returns the id the next enqueue() assigns.
+  uint64_t next_id() const {
+    return next_id_;
+  }
 
   /// Registers a consumer of channel `owner`. `prefetch` 0 means unlimited;
   /// `priority` is x-priority (higher first).
@@ -236,7 +242,20 @@ public:
     return stats_;
   }
 
+  /// Makes the model append to `log` the id of every message that leaves
+  /// the queue for good: acked, delivered or fetched without ack, rejected
+  /// without requeue, expired, dropped by overflow, purged. The store uses
+  /// it to write acks for persistent messages. nullptr turns it off.
+  void set_removal_log(std::vector<uint64_t>* log) {
+    removed_ = log;
+  }
+
 private:
+  void note_removed(uint64_t id) {
+    if (removed_ != nullptr)
+      removed_->push_back(id);
+  }
+
   static constexpr millis never = INT64_MAX;
 
   /// A ready message. 40 bytes.
@@ -332,6 +351,7 @@ private:
   bool exclusive_ = false;
 
   counters stats_;
+  std::vector<uint64_t>* removed_ = nullptr;
 };
 
 } // namespace flotilla

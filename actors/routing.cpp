@@ -145,34 +145,20 @@ std::vector<binding> exchange_entry::bindings() const {
   return result;
 }
 
-void exchange_entry::match(const std::string& key,
-                           const protocol::field_table* headers,
-                           std::vector<binding_dest>& copies) const {
-  // Destinations are copied out so no pointer outlives the shared lock.
-  std::shared_lock<std::shared_mutex> guard{mtx_};
+bool binding_matches(exchange_kind kind, const binding& b,
+                     const std::string& key,
+                     const protocol::field_table* headers) {
   switch (kind) {
-    case exchange_kind::direct: {
-      auto i = direct_.find(key);
-      if (i != direct_.end())
-        for (auto& b : i->second)
-          copies.push_back(b.dest);
-      break;
-    }
+    case exchange_kind::direct:
+      return b.key == key;
     case exchange_kind::fanout:
-      for (auto& b : bindings_)
-        copies.push_back(b.dest);
-      break;
+      return true;
     case exchange_kind::topic:
-      for (auto& b : bindings_)
-        if (protocol::topic_match(b.key, key))
-          copies.push_back(b.dest);
-      break;
+      return protocol::topic_match(b.key, key);
     case exchange_kind::headers:
-      for (auto& b : bindings_)
-        if (protocol::headers_match(b.arguments, headers))
-          copies.push_back(b.dest);
-      break;
+      return protocol::headers_match(b.arguments, headers);
   }
+  return false;
 }
 
 exchange_entry_ptr vhost_table::find_exchange(const std::string& name) const {
@@ -270,21 +256,26 @@ void vhost_table::route_impl(const exchange_entry& x, const std::string& key,
   if (std::find(visited.begin(), visited.end(), &x) != visited.end())
     return; // A cycle of exchange-to-exchange bindings.
   visited.push_back(&x);
-  std::vector<binding_dest> dests;
-  x.match(key, headers, dests);
-  auto before = out.size();
   bool matched_any = false;
-  for (auto& d : dests) {
+  // Exchange destinations are collected and followed after the shared lock
+  // of `x` is released.
+  std::vector<std::string> next_exchanges;
+  x.for_each_match(key, headers, [&](const binding_dest& d) {
     if (!d.to_exchange) {
       add_unique(out, names, d.queue, d.name);
       matched_any = true;
-    } else if (auto next = find_exchange(d.name)) {
+    } else {
+      next_exchanges.push_back(d.name);
+    }
+  });
+  for (auto& name : next_exchanges) {
+    if (auto next = find_exchange(name)) {
       auto n = out.size();
       route_impl(*next, key, headers, out, names, visited);
       matched_any = matched_any || out.size() > n;
     }
   }
-  if (!matched_any && out.size() == before && !x.alternate_exchange.empty())
+  if (!matched_any && !x.alternate_exchange.empty())
     if (auto alt = find_exchange(x.alternate_exchange))
       route_impl(*alt, key, headers, out, names, visited);
 }

@@ -78,9 +78,11 @@ public:
   /// Returns a copy of all bindings (for listings).
   std::vector<binding> bindings() const;
 
-  /// Appends the destinations matching `key`/`headers` (shared lock).
-  void match(const std::string& key, const protocol::field_table* headers,
-             std::vector<binding_dest>& out) const;
+  /// Calls `f(const binding_dest&)` for every binding matching
+  /// `key`/`headers`, under the shared lock (`f` must not write bindings).
+  template <class F>
+  void for_each_match(const std::string& key,
+                      const protocol::field_table* headers, F&& f) const;
 
 private:
   mutable std::shared_mutex mtx_;
@@ -88,6 +90,27 @@ private:
   std::unordered_map<std::string, std::vector<binding>> direct_;
   size_t count_ = 0;
 };
+
+bool binding_matches(exchange_kind kind, const binding& b,
+                     const std::string& key,
+                     const protocol::field_table* headers);
+
+template <class F>
+void exchange_entry::for_each_match(const std::string& key,
+                                    const protocol::field_table* headers,
+                                    F&& f) const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  if (kind == exchange_kind::direct) {
+    auto i = direct_.find(key);
+    if (i != direct_.end())
+      for (auto& b : i->second)
+        f(b.dest);
+    return;
+  }
+  for (auto& b : bindings_)
+    if (binding_matches(kind, b, key, headers))
+      f(b.dest);
+}
 
 using exchange_entry_ptr = std::shared_ptr<exchange_entry>;
 

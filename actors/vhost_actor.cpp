@@ -9,6 +9,7 @@
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
 #include "actors/queue_actor.hpp"
+#include "actors/store_actor.hpp"
 
 namespace flotilla {
 
@@ -24,6 +25,7 @@ namespace {
 struct vhost_state {
   static inline const char* name = "vhost";
   vhost_table_ptr table;
+  vhost_durability durability;
   std::mt19937_64 rng{std::random_device{}()};
 };
 
@@ -66,6 +68,90 @@ exchange_entry_ptr create_exchange(vhost_self self, std::string name,
 
 void delete_exchange_now(vhost_self self, const exchange_entry_ptr& x);
 
+store_op meta_put(std::string key, std::string payload) {
+  store_op op;
+  op.kind = store_op::meta_put;
+  op.key = std::move(key);
+  op.payload = std::move(payload);
+  return op;
+}
+
+store_op meta_del(std::string key) {
+  store_op op;
+  op.kind = store_op::meta_del;
+  op.key = std::move(key);
+  return op;
+}
+
+/// Writes `op` to the store and delivers `result` to `rp` once it is
+/// durable (an error result if the store could not write it).
+void persist_and_deliver(vhost_self self, store_op op,
+                         caf::typed_response_promise<op_result> rp,
+                         op_result result) {
+  auto& store = self->state.durability.store;
+  if (!store) {
+    rp.deliver(std::move(result));
+    return;
+  }
+  store_ops ops;
+  ops.ops.push_back(std::move(op));
+  self->request(store, caf::infinite, persist_atom::value, std::move(ops),
+                true)
+    .then(
+      [rp, result](bool ok) mutable {
+        if (!ok)
+          result = make_op_error(errc::internal_error,
+                                 "could not write to the store (see the "
+                                 "broker log)");
+        rp.deliver(std::move(result));
+      },
+      [rp](caf::error&) mutable {
+        rp.deliver(make_op_error(errc::internal_error, "store unavailable"));
+      });
+}
+
+/// Writes `op` to the store and answers `result` once it is durable.
+caf::result<op_result> persist_then(vhost_self self, store_op op,
+                                    op_result result) {
+  if (!self->state.durability.store)
+    return result;
+  auto rp = self->make_response_promise<op_result>();
+  persist_and_deliver(self, std::move(op), rp, std::move(result));
+  return rp;
+}
+
+/// Writes `op` to the store without waiting.
+void persist(vhost_self self, store_op op) {
+  auto& store = self->state.durability.store;
+  if (!store)
+    return;
+  store_ops ops;
+  ops.ops.push_back(std::move(op));
+  self->send(store, persist_atom::value, std::move(ops));
+}
+
+/// Returns the stored form of a binding, or nullopt if an end is transient
+/// (such bindings are not persisted, as in RabbitMQ).
+std::optional<stored_binding> durable_binding(vhost_self self,
+                                              const bind_req& req) {
+  auto& table = *self->state.table;
+  auto src = table.find_exchange(req.source);
+  if (!src || !src->durable)
+    return std::nullopt;
+  if (req.to_exchange) {
+    auto dst = table.find_exchange(req.destination);
+    if (!dst || !dst->durable)
+      return std::nullopt;
+  } else {
+    auto q = table.find_queue(req.destination);
+    if (!q || !q->durable || q->exclusive)
+      return std::nullopt;
+  }
+  return stored_binding{table.name(),      req.source,
+                        req.to_exchange,   req.destination,
+                        req.key,           req.arguments};
+}
+
 /// Removes every binding to a deleted queue or exchange, then deletes
 /// auto-delete exchanges left without bindings.
 void unbind_everywhere(vhost_self self, bool to_exchange,
@@ -78,6 +164,8 @@ void unbind_everywhere(vhost_self self, bool to_exchange,
 }
 
 void delete_exchange_now(vhost_self self, const exchange_entry_ptr& x) {
+  if (x->durable)
+    persist(self, meta_del(exchange_key(self->state.table->name(), x->name)));
   self->state.table->erase_exchange(x->name);
   self->unlink_from(x->actor);
   self->send_exit(x->actor, caf::exit_reason::user_shutdown);
@@ -85,6 +173,9 @@ void delete_exchange_now(vhost_self self, const exchange_entry_ptr& x) {
 }
 
 void erase_queue(vhost_self self, const std::string& name) {
+  auto q = self->state.table->find_queue(name);
+  if (q && q->durable && !q->exclusive)
+    persist(self, meta_del(queue_key(self->state.table->name(), name)));
   self->state.table->erase_queue(name);
   unbind_everywhere(self, false, name);
 }
@@ -93,7 +184,8 @@ bool reserved_name(const std::string& name) {
   return name.compare(0, 4, "amq.") == 0;
 }
 
-op_result declare_exchange(vhost_self self, exchange_declare_req& req) {
+caf::result<op_result> declare_exchange(vhost_self self,
+                                        exchange_declare_req& req) {
   auto& table = *self->state.table;
   auto existing = table.find_exchange(req.name);
   if (req.passive) {
@@ -101,7 +193,7 @@ op_result declare_exchange(vhost_self self, exchange_declare_req& req) {
       return make_op_error(errc::not_found,
                            "no " + quoted("exchange", req.name) + " "
                              + where(self));
-    return {};
+    return op_result{};
   }
   exchange_kind kind;
   if (!parse_exchange_kind(req.type, kind))
@@ -127,7 +219,7 @@ op_result declare_exchange(vhost_self self, exchange_declare_req& req) {
     if (existing->internal != req.internal)
       return mismatch("internal", yes_no(req.internal),
                       yes_no(existing->internal));
-    return {};
+    return op_result{};
   }
   if (reserved_name(req.name) || req.name.empty())
     return make_op_error(errc::access_refused,
@@ -139,10 +231,16 @@ op_result declare_exchange(vhost_self self, exchange_declare_req& req) {
                            "invalid arg 'alternate-exchange' for "
                              + quoted("exchange", req.name)
                              + ": expected a string");
-  create_exchange(self, req.name, kind, req.durable, req.auto_delete,
-                  req.internal, std::move(req.arguments));
+  auto x = create_exchange(self, req.name, kind, req.durable, req.auto_delete,
+                           req.internal, std::move(req.arguments));
   FLOTILLA_LOG(debug, "exchange " << req.name << " declared");
-  return {};
+  if (!x->durable)
+    return op_result{};
+  stored_exchange sx{self->state.table->name(), x->name, req.type,
+                     x->auto_delete, x->internal, x->arguments};
+  return persist_then(self,
+                      meta_put(exchange_key(sx.vhost, sx.name), encode(sx)),
+                      op_result{});
 }
 
 op_result exclusive_locked(vhost_self self, const std::string& name) {
@@ -215,16 +313,28 @@ caf::result<op_result> declare_queue(vhost_self self, queue_declare_req& req) {
   entry->auto_delete = req.auto_delete;
   entry->owner_connection = req.exclusive ? req.connection_id : 0;
   entry->arguments = std::move(req.arguments);
+  bool durable = req.durable && !req.exclusive
+                 && self->state.durability.store;
+  queue_durability qd;
+  if (durable) {
+    qd.store = self->state.durability.store;
+    qd.queue_id = ++*self->state.durability.queue_ids;
+  }
   entry->actor = spawn_queue(self->system(), req.name, std::move(cfg),
                              caf::actor_cast<caf::actor>(self),
-                             self->state.table);
+                             self->state.table, qd);
   self->link_to(entry->actor);
   table.put_queue(entry);
   FLOTILLA_LOG(debug, "queue " << req.name << " declared");
   op_result r;
   r.name = req.name;
   r.actor = entry->actor;
-  return r;
+  if (!durable)
+    return r;
+  stored_queue sq{table.name(), entry->name, qd.queue_id, entry->auto_delete,
+                  entry->arguments};
+  return persist_then(self, meta_put(queue_key(sq.vhost, sq.name), encode(sq)),
+                      std::move(r));
 }
 
 caf::result<op_result> bind(vhost_self self, bind_req& req) {
@@ -255,12 +365,26 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
     return make_op_error(errc::not_found, "no " + quoted("exchange", req.source)
                                             + " " + where(self));
   auto rp = self->make_response_promise<op_result>();
+  auto stored = durable_binding(self, req);
   if (!req.unbind) {
     self->request(src->actor, caf::infinite, bind_atom::value, std::move(req),
                   std::move(dest))
-      .then([rp](op_result& r) mutable { rp.deliver(op_result{}); },
-            [rp](caf::error&) mutable { rp.deliver(op_result{}); });
+      .then(
+        [=](op_result& r) mutable {
+          if (stored && r.message_count == 1) {
+            // A new binding between durable ends: answer after the fsync.
+            persist_and_deliver(self,
+                                meta_put(binding_key(*stored),
+                                         encode(*stored)),
+                                rp, op_result{});
+            return;
+          }
+          rp.deliver(op_result{});
+        },
+        [rp](caf::error&) mutable { rp.deliver(op_result{}); });
   } else {
+    if (stored)
+      persist(self, meta_del(binding_key(*stored)));
     self->request(src->actor, caf::infinite, unbind_atom::value,
                   std::move(req), std::move(dest))
       .then(
@@ -354,8 +478,79 @@ void add_default_exchanges(vhost_self self) {
   create_exchange(self, "amq.headers", k::headers, true, false, false, {});
 }
 
-caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table) {
+/// Recreates recovered durable entities (startup, before any client).
+op_result restore(vhost_self self, vhost_restore& r) {
+  auto& table = *self->state.table;
+  auto& store = self->state.durability.store;
+  size_t messages = 0;
+  for (auto& sx : r.exchanges) {
+    exchange_kind kind;
+    if (!parse_exchange_kind(sx.type, kind)) {
+      FLOTILLA_LOG(error, "store: exchange '" << sx.name << "' has unknown type '"
+                                              << sx.type << "', skipped");
+      continue;
+    }
+    if (table.find_exchange(sx.name))
+      continue; // A default exchange.
+    create_exchange(self, sx.name, kind, true, sx.auto_delete, sx.internal,
+                    std::move(sx.arguments));
+  }
+  for (auto& [sq, msgs] : r.queues) {
+    queue_config cfg;
+    std::string error;
+    if (parse_queue_arguments(sq.arguments, cfg, error) != errc::none) {
+      FLOTILLA_LOG(error, "store: queue '" << sq.name << "' not restored: "
+                                           << error);
+      continue;
+    }
+    messages += msgs.size();
+    auto entry = std::make_shared<queue_entry>();
+    entry->name = sq.name;
+    entry->durable = true;
+    entry->auto_delete = sq.auto_delete;
+    entry->arguments = std::move(sq.arguments);
+    queue_durability qd;
+    qd.store = store;
+    qd.queue_id = sq.queue_id;
+    qd.recovered = std::move(msgs);
+    entry->actor = spawn_queue(self->system(), sq.name, std::move(cfg),
+                               caf::actor_cast<caf::actor>(self),
+                               self->state.table, std::move(qd));
+    self->link_to(entry->actor);
+    table.put_queue(entry);
+  }
+  for (auto& b : r.bindings) {
+    auto src = table.find_exchange(b.source);
+    binding_dest dest;
+    dest.to_exchange = b.to_exchange;
+    dest.name = b.destination;
+    bool ok = src != nullptr;
+    if (b.to_exchange) {
+      ok = ok && table.find_exchange(b.destination) != nullptr;
+    } else if (auto q = table.find_queue(b.destination)) {
+      dest.queue = q->actor;
+    } else {
+      ok = false;
+    }
+    if (!ok) {
+      // An end was deleted before its binding record: forget the binding.
+      persist(self, meta_del(binding_key(b)));
+      continue;
+    }
+    src->add_binding(binding{b.key, std::move(b.arguments), std::move(dest)});
+  }
+  FLOTILLA_LOG(info, "vhost '" << table.name() << "': restored "
+                               << r.exchanges.size() << " exchanges, "
+                               << r.queues.size() << " queues, "
+                               << r.bindings.size() << " bindings, "
+                               << messages << " messages");
+  return {};
+}
+
+caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table,
+                         vhost_durability durability) {
   self->state.table = std::move(table);
+  self->state.durability = std::move(durability);
   add_default_exchanges(self);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     // A child (queue or exchange) that fails is removed; anything else
@@ -379,9 +574,7 @@ caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table) {
     self->quit(msg.reason);
   });
   return {
-    [=](exchange_declare_req& req) -> op_result {
-      return declare_exchange(self, req);
-    },
+    [=](exchange_declare_req& req) { return declare_exchange(self, req); },
     [=](queue_declare_req& req) { return declare_queue(self, req); },
     [=](bind_req& req) { return bind(self, req); },
     [=](delete_req& req) { return remove(self, req); },
@@ -390,6 +583,7 @@ caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table) {
         if (q->exclusive && q->owner_connection == connection_id)
           drop_queue(self, q, false);
     },
+    [=](restore_atom, vhost_restore& r) { return restore(self, r); },
     [=](autodel_atom, const std::string& name) {
       auto q = self->state.table->find_queue(name);
       if (q && q->actor == caf::actor_cast<caf::actor>(self->current_sender()))
@@ -400,8 +594,9 @@ caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table) {
 
 } // namespace
 
-caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table) {
-  return sys.spawn(vhost_impl, std::move(table));
+caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table,
+                       vhost_durability durability) {
+  return sys.spawn(vhost_impl, std::move(table), std::move(durability));
 }
 
 } // namespace flotilla

@@ -1,10 +1,17 @@
 #pragma once
 
+#include <atomic>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 
+#include "actors/message.hpp"
 #include "actors/routing.hpp"
+#include "actors/store_codec.hpp"
 
 namespace flotilla {
 
@@ -20,6 +27,30 @@ namespace flotilla {
 ///   exclusive queues (no reply)
 /// - (autodel_atom, std::string queue): an auto-delete or x-expires queue
 ///   became unused (no reply)
-caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table);
+/// - (restore_atom, vhost_restore): recreates recovered durable entities
+///   (startup only); replies op_result
+///
+/// Durable exchanges, durable non-exclusive queues and bindings between
+/// durable ends are written to the store; their declare-ok (bind-ok) is
+/// sent after the fsync.
+/// Durable state of one vhost, recovered from the journal at startup.
+struct vhost_restore {
+  std::vector<stored_exchange> exchanges;
+  std::vector<std::pair<stored_queue, std::vector<std::pair<uint64_t, message_ptr>>>>
+    queues; ///< With their messages (store id, message), in order.
+  std::vector<stored_binding> bindings;
+};
+
+/// What a vhost needs to persist durable entities.
+struct vhost_durability {
+  caf::actor store; ///< Null: nothing is persisted (--no-data-dir).
+  /// Node-wide source of queue ids for the journal (never reused).
+  std::shared_ptr<std::atomic<uint32_t>> queue_ids;
+};
+
+caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table,
+                       vhost_durability durability);
 
 } // namespace flotilla
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::vhost_restore)

@@ -20,6 +20,7 @@
 
 #include "actors/broker.hpp"
 #include "actors/log.hpp"
+#include "actors/store_actor.hpp"
 #include "config/broker_options.hpp"
 #include "config/users.hpp"
 #include "transport/amqp_server.hpp"
@@ -139,9 +140,42 @@ int run(config::broker_options& opts) {
   limits.cluster_name = opts.cluster_name.empty() ? opts.name
                                                   : opts.cluster_name;
   broker node{sys, limits, users};
+  recovered_state recovered;
+  if (!opts.no_data_dir) {
+    store::journal_options jopts;
+    jopts.dir = (fs::path{opts.data_dir} / "journal").string();
+    jopts.sync = opts.store_sync;
+    jopts.repair = opts.repair_journal;
+    if (opts.truncate) {
+      fs::remove_all(jopts.dir, fec);
+      FLOTILLA_LOG(notice, "--truncate: discarded " << jopts.dir);
+    }
+    store::recovery_report report;
+    std::string error;
+    auto journal = open_journal(jopts, recovered, report, error);
+    if (!journal) {
+      FLOTILLA_LOG(error, "cannot open the journal: " << error);
+      std::fprintf(stderr,
+                   "flotillad: cannot open the journal: %s\n%s\n"
+                   "(start with --repair-journal yes to quarantine the damaged "
+                   "segment and list what is lost)\n",
+                   error.c_str(), report.to_string().c_str());
+      return 1;
+    }
+    if (!report.truncated_file.empty() || !report.damaged.empty())
+      FLOTILLA_LOG(warning, "journal recovery: " << report.to_string());
+    else
+      FLOTILLA_LOG(notice, "journal recovery: " << report.to_string());
+    if (!opts.store_sync)
+      FLOTILLA_LOG(warning, "--store-sync no: confirmed messages may be lost "
+                            "on power loss");
+    node.set_store(spawn_store(sys, std::move(journal)));
+  }
   node.add_vhost("/");
   for (auto& vh : opts.vhosts)
     node.add_vhost(vh);
+  if (!opts.no_data_dir)
+    FLOTILLA_LOG(notice, "recovered " << node.restore(recovered));
 
   amqp_server::options sopts;
   sopts.interface = opts.interface;

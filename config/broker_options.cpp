@@ -310,6 +310,15 @@ const option_spec schema[] = {
   {"Storage", "truncate", 0, "yes|no", false, scope::anywhere,
    "Discard stored state at startup", nullptr, apply_bool<&bo::truncate>,
    nullptr, show_bool<&bo::truncate>},
+  {"Storage", "store-sync", 0, "yes|no", false, scope::anywhere,
+   "fdatasync the journal before confirming; no is unsafe (power loss may "
+   "lose confirmed messages)",
+   nullptr, apply_bool<&bo::store_sync>, nullptr, show_bool<&bo::store_sync>},
+  {"Storage", "repair-journal", 0, "yes|no", false, scope::anywhere,
+   "Quarantine damaged journal segments and report what was lost, instead "
+   "of refusing to start",
+   nullptr, apply_bool<&bo::repair_journal>, nullptr,
+   show_bool<&bo::repair_journal>},
   // -- security
   {"Security", "auth", 0, "yes|no", false, scope::anywhere,
    "Require SASL authentication (PLAIN, AMQPLAIN)", nullptr,

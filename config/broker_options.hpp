@@ -72,6 +72,11 @@ struct broker_options {
   bool no_data_dir = false;
   /// Discard any stored state at startup.
   bool truncate = false;
+  /// fdatasync the journal before confirming (the safe default). `no` is the
+  /// documented unsafe mode: a power loss may lose confirmed messages.
+  bool store_sync = true;
+  /// Quarantine damaged journal segments instead of refusing to start.
+  bool repair_journal = false;
 
   // -- security and virtual hosts --------------------------------------------
 

@@ -106,6 +106,8 @@ TEST_CASE("every option from the command line") {
                       "--data-dir", "/var/lib/flotilla",
                       "--no-data-dir",
                       "--truncate", "yes",
+                     "--store-sync", "no",
+                     "--repair-journal", "yes",
                       "--auth", "no",
                       "--users-file", "/etc/flotilla/users",
                       "--vhost", "orders",
@@ -134,6 +136,8 @@ TEST_CASE("every option from the command line") {
   CHECK(o.data_dir == "/var/lib/flotilla");
   CHECK(o.no_data_dir);
   CHECK(o.truncate);
+  CHECK(!o.store_sync);
+  CHECK(o.repair_journal);
   CHECK_FALSE(o.auth);
   CHECK(o.users_file == "/etc/flotilla/users");
   CHECK(o.vhosts == std::vector<std::string>{"/", "orders", "billing"});

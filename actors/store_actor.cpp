@@ -1,0 +1,135 @@
+#include "actors/store_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/log.hpp"
+#include "store/crash_points.hpp"
+
+namespace flotilla {
+
+namespace {
+
+class collecting_visitor : public store::recovery_visitor {
+public:
+  explicit collecting_visitor(recovered_state& st) : st_(st) {
+  }
+
+  void on_meta(std::string_view key, std::string_view payload) override {
+    st_.meta.emplace(std::string{key}, std::string{payload});
+  }
+
+  void on_message(uint32_t queue_id, uint64_t msg_id,
+                  std::string_view payload) override {
+    st_.messages[queue_id].emplace_back(msg_id, std::string{payload});
+  }
+
+private:
+  recovered_state& st_;
+};
+
+struct store_state {
+  static inline const char* name = "store";
+  std::unique_ptr<store::journal> journal;
+  std::vector<caf::response_promise> waiting;
+  bool flush_scheduled = false;
+  uint64_t syncs_since_compaction = 0;
+};
+
+using store_self = caf::stateful_actor<store_state>*;
+
+void append(store_self self, store_ops& batch) {
+  auto& j = *self->state.journal;
+  for (auto& op : batch.ops) {
+    bool ok = true;
+    switch (op.kind) {
+      case store_op::publish:
+        ok = j.append_publish(op.queue_id, op.msg_id, op.payload);
+        break;
+      case store_op::ack:
+        j.append_ack(op.queue_id, op.msg_id);
+        break;
+      case store_op::drop_queue:
+        j.append_drop_queue(op.queue_id);
+        break;
+      case store_op::meta_put:
+        ok = j.append_meta_put(op.key, op.payload);
+        break;
+      case store_op::meta_del:
+        ok = j.append_meta_del(op.key);
+        break;
+    }
+    if (!ok)
+      FLOTILLA_LOG(warning, "store: record refused (too large or duplicate)");
+  }
+  if (!self->state.flush_scheduled) {
+    // The flush message queues behind every change already in the
+    // mailbox: one fdatasync covers them all.
+    self->state.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
+void flush(store_self self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  std::string error;
+  bool ok = st.journal->sync(error);
+  if (!ok)
+    FLOTILLA_LOG(error, "store: sync failed, publishes are nacked: " << error);
+  store::crash_point("store.after_sync_before_confirm");
+  auto waiting = std::move(st.waiting);
+  st.waiting.clear();
+  for (auto& rp : waiting)
+    rp.deliver(ok);
+  if (ok && ++st.syncs_since_compaction >= 64) {
+    st.syncs_since_compaction = 0;
+    auto stats = st.journal->stats();
+    if (stats.dead_bytes > (uint64_t{64} << 20)
+        && stats.dead_bytes > stats.live_bytes) {
+      if (!st.journal->compact(error))
+        FLOTILLA_LOG(warning, "store: compaction failed: " << error);
+    }
+  }
+}
+
+caf::behavior store_impl(store_self self,
+                         std::shared_ptr<std::unique_ptr<store::journal>> j) {
+  self->state.journal = std::move(*j);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    // Make what was appended durable before the journal closes.
+    flush(self);
+    self->quit(msg.reason);
+  });
+  return {
+    [=](persist_atom, store_ops& batch) { append(self, batch); },
+    [=](persist_atom, store_ops& batch, bool) -> caf::result<bool> {
+      append(self, batch);
+      auto rp = self->make_response_promise();
+      self->state.waiting.push_back(rp);
+      return caf::delegated<bool>{};
+    },
+    [=](flush_atom) { flush(self); },
+  };
+}
+
+} // namespace
+
+std::unique_ptr<store::journal>
+open_journal(const store::journal_options& opts, recovered_state& state,
+             store::recovery_report& report, std::string& error) {
+  collecting_visitor visitor{state};
+  return store::journal::open(opts, visitor, report, error);
+}
+
+caf::actor spawn_store(caf::actor_system& sys,
+                       std::unique_ptr<store::journal> journal) {
+  // unique_ptr is not copyable: hand it over through a shared holder.
+  auto holder = std::make_shared<std::unique_ptr<store::journal>>(
+    std::move(journal));
+  // Detached: sync() blocks in fdatasync, which must not stall the
+  // scheduler threads that run queues and connections.
+  return sys.spawn<caf::detached>(store_impl, holder);
+}
+
+} // namespace flotilla
