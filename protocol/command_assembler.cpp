@@ -12,6 +12,10 @@ namespace {
 // this much up front; the rest grows with the body frames that really come.
 constexpr uint64_t max_body_reserve = 1u << 20;
 
+// Body capacity a channel may keep between messages when the consumer of a
+// command did not move the body out.
+constexpr size_t retained_body_capacity = 64 * 1024;
+
 } // namespace
 
 command_assembler::slot* command_assembler::find(uint16_t channel) {
@@ -55,21 +59,24 @@ errc command_assembler::fail(uint16_t channel, errc e) {
   return e;
 }
 
-void command_assembler::finish(slot& s, command& out) {
-  out = std::move(s.cmd);
-  s.cmd = command{};
-  s.state = phase::idle;
-  s.remaining = 0;
+void command_assembler::recycle(command& c) {
+  c.header.reset();
+  c.raw_header.clear();
+  // A body the callback did not take is dropped, not kept for the next one.
+  if (c.body.capacity() > retained_body_capacity)
+    std::string{}.swap(c.body);
+  else
+    c.body.clear();
 }
 
-errc command_assembler::step(const frame_view& f, command& out, bool& ready) {
+errc command_assembler::step(const frame_view& f, command*& ready) {
   switch (f.type) {
     case frame_type::method:
-      return on_method(f, out, ready);
+      return on_method(f, ready);
     case frame_type::header:
-      return on_header(f, out, ready);
+      return on_header(f, ready);
     case frame_type::body:
-      return on_body(f, out, ready);
+      return on_body(f, ready);
     case frame_type::heartbeat:
       if (f.channel != 0 || !f.payload.empty())
         return fail(f.channel, errc::frame_error);
@@ -78,30 +85,29 @@ errc command_assembler::step(const frame_view& f, command& out, bool& ready) {
   return fail(f.channel, errc::frame_error);
 }
 
-errc command_assembler::on_method(const frame_view& f, command& out,
-                                  bool& ready) {
+errc command_assembler::on_method(const frame_view& f, command*& ready) {
   auto* s = find(f.channel);
   if (s != nullptr && s->state != phase::idle)
     return fail(f.channel, errc::unexpected_frame);
-  // Fast path: methods without content decode straight into `out`.
-  if (auto e = decode_method(f.payload, out.m); e != errc::none)
+  // Decoding into the same scratch command every time reuses its storage
+  // when the same method type repeats (acks, publishes).
+  if (auto e = decode_method(f.payload, scratch_.m); e != errc::none)
     return fail(f.channel, e);
-  if (!has_content(out.m)) {
-    out.channel = f.channel;
-    ready = true;
+  if (!has_content(scratch_.m)) {
+    scratch_.channel = f.channel;
+    ready = &scratch_;
     return errc::none;
   }
   if (f.channel == 0)
     return fail(f.channel, errc::channel_error);
   auto& slot = s != nullptr ? *s : get(f.channel);
   slot.cmd.channel = f.channel;
-  slot.cmd.m = std::move(out.m);
+  slot.cmd.m = std::move(scratch_.m);
   slot.state = phase::want_header;
   return errc::none;
 }
 
-errc command_assembler::on_header(const frame_view& f, command& out,
-                                  bool& ready) {
+errc command_assembler::on_header(const frame_view& f, command*& ready) {
   auto* s = f.channel != 0 ? find(f.channel) : nullptr;
   if (s == nullptr || s->state != phase::want_header)
     return fail(f.channel, errc::unexpected_frame);
@@ -117,9 +123,10 @@ errc command_assembler::on_header(const frame_view& f, command& out,
   if (hdr.body_size > max_body_size_)
     return fail(f.channel, errc::precondition_failed);
   s->cmd.raw_header.assign(f.payload.data(), f.payload.size());
+  s->cmd.body.clear();
   if (hdr.body_size == 0) {
-    finish(*s, out);
-    ready = true;
+    s->state = phase::idle;
+    ready = &s->cmd;
     return errc::none;
   }
   s->cmd.body.reserve(
@@ -129,8 +136,7 @@ errc command_assembler::on_header(const frame_view& f, command& out,
   return errc::none;
 }
 
-errc command_assembler::on_body(const frame_view& f, command& out,
-                                bool& ready) {
+errc command_assembler::on_body(const frame_view& f, command*& ready) {
   auto* s = f.channel != 0 ? find(f.channel) : nullptr;
   if (s == nullptr || s->state != phase::want_body)
     return fail(f.channel, errc::unexpected_frame);
@@ -148,8 +154,8 @@ errc command_assembler::on_body(const frame_view& f, command& out,
   body.append(f.payload.data(), f.payload.size());
   s->remaining -= f.payload.size();
   if (s->remaining == 0) {
-    finish(*s, out);
-    ready = true;
+    s->state = phase::idle;
+    ready = &s->cmd;
   }
   return errc::none;
 }

@@ -73,8 +73,10 @@ public:
   }
 
   /// Processes one frame; calls `on_command(command&&)` when it completes a
-  /// command. `on_command` returns errc (or void); a non-none result is
-  /// returned. Returns errc::none or an error listed in the class comment.
+  /// command. `on_command` may move from the command (it is the assembler's
+  /// storage, reused afterwards) but must not call back into the assembler.
+  /// It returns errc (or void); a non-none result is returned. Returns
+  /// errc::none or an error listed in the class comment.
   template <class F>
   errc on_frame(const frame_view& f, F&& on_command);
 
@@ -99,12 +101,12 @@ private:
     command cmd;
   };
 
-  /// Handles `f`; sets `ready` when `out` holds a complete command.
-  errc step(const frame_view& f, command& out, bool& ready);
+  /// Handles `f`; points `ready` at the completed command, if any.
+  errc step(const frame_view& f, command*& ready);
 
-  errc on_method(const frame_view& f, command& out, bool& ready);
-  errc on_header(const frame_view& f, command& out, bool& ready);
-  errc on_body(const frame_view& f, command& out, bool& ready);
+  errc on_method(const frame_view& f, command*& ready);
+  errc on_header(const frame_view& f, command*& ready);
+  errc on_body(const frame_view& f, command*& ready);
 
   /// Returns the slot of `channel`, or null.
   slot* find(uint16_t channel);
@@ -113,29 +115,30 @@ private:
   /// Returns the slot of `channel`, creating an idle one.
   slot& get(uint16_t channel);
 
-  /// Moves the finished command out of `s` and returns `s` to idle.
-  void finish(slot& s, command& out);
+  /// Clears a command handed to on_command so its storage can be reused.
+  void recycle(command& c);
 
   errc fail(uint16_t channel, errc e);
 
   uint64_t max_body_size_;
   uint16_t last_error_channel_ = 0;
   std::vector<slot> slots_; ///< Sorted by channel; kept once created.
+  command scratch_;         ///< Methods without content decode here.
 };
 
 template <class F>
 errc command_assembler::on_frame(const frame_view& f, F&& on_command) {
-  command out;
-  bool ready = false;
-  if (auto e = step(f, out, ready); e != errc::none)
+  command* ready = nullptr;
+  if (auto e = step(f, ready); e != errc::none)
     return e;
-  if (!ready)
+  if (ready == nullptr)
     return errc::none;
   errc e = errc::none;
   if constexpr (std::is_void_v<std::invoke_result_t<F&, command&&>>)
-    on_command(std::move(out));
+    on_command(std::move(*ready));
   else
-    e = static_cast<errc>(on_command(std::move(out)));
+    e = static_cast<errc>(on_command(std::move(*ready)));
+  recycle(*ready);
   if (e != errc::none)
     last_error_channel_ = f.channel;
   return e;

@@ -1,5 +1,7 @@
 #include "protocol/matching.hpp"
 
+#include <algorithm>
+
 namespace flotilla::protocol {
 
 // -- topic --------------------------------------------------------------------
@@ -159,6 +161,187 @@ bool headers_match(const field_table& binding_arguments,
       return false;
   }
   return !any;
+}
+
+} // namespace flotilla::protocol
+
+// -- topic_trie ---------------------------------------------------------------
+
+namespace flotilla::protocol {
+
+namespace {
+
+template <class F>
+void for_each_word(std::string_view s, F&& f) {
+  for (auto at = first_word(s); at != no_word; at = next_word(s, at))
+    f(word_at(s, at));
+}
+
+} // namespace
+
+topic_trie::topic_trie() {
+  clear();
+}
+
+void topic_trie::clear() {
+  nodes_.clear();
+  free_.clear();
+  nodes_.emplace_back(); // root
+  size_ = 0;
+}
+
+uint32_t topic_trie::new_node(uint32_t parent, std::string_view word) {
+  uint32_t n;
+  if (!free_.empty()) {
+    n = free_.back();
+    free_.pop_back();
+    nodes_[n] = node{};
+  } else {
+    n = static_cast<uint32_t>(nodes_.size());
+    nodes_.emplace_back();
+  }
+  nodes_[n].parent = parent;
+  nodes_[n].word.assign(word.data(), word.size());
+  return n;
+}
+
+uint32_t topic_trie::child(uint32_t n, std::string_view word) const {
+  auto& nd = nodes_[n];
+  if (word == "*")
+    return nd.star;
+  if (word == "#")
+    return nd.hash;
+  auto i = nd.children.find(word);
+  return i == nd.children.end() ? no_node : i->second;
+}
+
+bool topic_trie::insert(std::string_view pattern, uint64_t id) {
+  uint32_t n = 0;
+  for_each_word(pattern, [&](std::string_view w) {
+    auto c = child(n, w);
+    if (c == no_node) {
+      c = new_node(n, w);
+      auto& nd = nodes_[n];
+      if (w == "*")
+        nd.star = c;
+      else if (w == "#")
+        nd.hash = c;
+      else
+        nd.children.emplace(std::string{w}, c);
+    }
+    n = c;
+  });
+  auto& ids = nodes_[n].ids;
+  auto i = std::lower_bound(ids.begin(), ids.end(), id);
+  if (i != ids.end() && *i == id)
+    return false;
+  ids.insert(i, id);
+  ++size_;
+  return true;
+}
+
+bool topic_trie::erase(std::string_view pattern, uint64_t id) {
+  uint32_t n = 0;
+  bool found = true;
+  for_each_word(pattern, [&](std::string_view w) {
+    if (!found)
+      return;
+    n = child(n, w);
+    found = n != no_node;
+  });
+  if (!found)
+    return false;
+  auto& ids = nodes_[n].ids;
+  auto i = std::lower_bound(ids.begin(), ids.end(), id);
+  if (i == ids.end() || *i != id)
+    return false;
+  ids.erase(i);
+  --size_;
+  prune(n);
+  return true;
+}
+
+// Removes `n` and its ancestors while they hold nothing.
+void topic_trie::prune(uint32_t n) {
+  while (n != 0) {
+    auto& nd = nodes_[n];
+    if (!nd.ids.empty() || !nd.children.empty() || nd.star != no_node
+        || nd.hash != no_node)
+      return;
+    auto parent = nd.parent;
+    auto& p = nodes_[parent];
+    if (p.star == n)
+      p.star = no_node;
+    else if (p.hash == n)
+      p.hash = no_node;
+    else
+      p.children.erase(nd.word);
+    nd = node{};
+    free_.push_back(n);
+    n = parent;
+  }
+}
+
+// Depth-first walk over (node, key word index) states. A '#' node may be
+// entered at any later index; `hash_low` remembers, per '#' node, the lowest
+// index it was already entered from, because entering at i covers every
+// index >= i. That keeps the walk polynomial for patterns like "#.#.#.#".
+struct topic_trie::match_state {
+  const topic_trie& trie;
+  std::vector<std::string_view> words;
+  std::vector<uint64_t>& out;
+  std::vector<std::pair<uint32_t, size_t>> hash_low;
+
+  void visit(uint32_t n, size_t i) {
+    auto& nd = trie.nodes_[n];
+    if (i == words.size()) {
+      out.insert(out.end(), nd.ids.begin(), nd.ids.end());
+      if (nd.hash != no_node)
+        enter_hash(nd.hash, i);
+      return;
+    }
+    if (!nd.children.empty()) {
+      auto c = nd.children.find(words[i]);
+      if (c != nd.children.end())
+        visit(c->second, i + 1);
+    }
+    if (nd.star != no_node)
+      visit(nd.star, i + 1);
+    if (nd.hash != no_node)
+      enter_hash(nd.hash, i);
+  }
+
+  // '#' node h swallows words i..j-1 for every j in [i, size].
+  void enter_hash(uint32_t h, size_t i) {
+    size_t end = words.size() + 1;
+    auto it = std::find_if(hash_low.begin(), hash_low.end(),
+                           [h](const auto& e) { return e.first == h; });
+    if (it != hash_low.end()) {
+      if (it->second <= i)
+        return;
+      end = it->second;
+      it->second = i;
+    } else {
+      hash_low.emplace_back(h, i);
+    }
+    for (size_t j = i; j < end; ++j)
+      visit(h, j);
+  }
+};
+
+void topic_trie::match(std::string_view routing_key,
+                       std::vector<uint64_t>& out) const {
+  if (size_ == 0)
+    return;
+  auto start = out.size();
+  match_state st{*this, {}, out, {}};
+  for_each_word(routing_key,
+                [&](std::string_view w) { st.words.push_back(w); });
+  st.visit(0, 0);
+  std::sort(out.begin() + static_cast<std::ptrdiff_t>(start), out.end());
+  out.erase(std::unique(out.begin() + static_cast<std::ptrdiff_t>(start),
+                        out.end()),
+            out.end());
 }
 
 } // namespace flotilla::protocol

@@ -1,8 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/field_table.hpp"
 
@@ -16,6 +20,62 @@ namespace flotilla::protocol {
 /// "a.#" matches "a", "*.b" matches ".b". Runs in O(|pattern| * |key|) time
 /// without allocating.
 bool topic_match(std::string_view pattern, std::string_view routing_key);
+
+/// Topic-exchange bindings indexed by pattern words, so routing a key visits
+/// only the branches its words can match instead of every binding. Holds
+/// (pattern, id) pairs; ids are the caller's (e.g. a binding or queue index).
+/// Matching semantics are exactly topic_match's. Owned by one exchange; not
+/// thread-safe (const members may run concurrently with each other).
+class topic_trie {
+public:
+  topic_trie();
+
+  /// Adds (pattern, id). Returns false if that pair was present already.
+  bool insert(std::string_view pattern, uint64_t id);
+
+  /// Removes (pattern, id) and prunes emptied nodes. Returns false if the
+  /// pair was not present.
+  bool erase(std::string_view pattern, uint64_t id);
+
+  /// Appends to `out` the ids of all patterns that match `routing_key`,
+  /// sorted ascending and without duplicates (an id bound through several
+  /// matching patterns is reported once). Elements already in `out` are left
+  /// alone. Memoised, so patterns full of '#' stay polynomial.
+  void match(std::string_view routing_key, std::vector<uint64_t>& out) const;
+
+  /// Returns the number of (pattern, id) pairs.
+  size_t size() const {
+    return size_;
+  }
+
+  bool empty() const {
+    return size_ == 0;
+  }
+
+  void clear();
+
+private:
+  static constexpr uint32_t no_node = UINT32_MAX;
+
+  struct node {
+    std::string word;           ///< Edge label from the parent.
+    uint32_t parent = no_node;
+    uint32_t star = no_node;    ///< Child for the word "*".
+    uint32_t hash = no_node;    ///< Child for the word "#".
+    std::map<std::string, uint32_t, std::less<>> children; ///< Other words.
+    std::vector<uint64_t> ids;  ///< Sorted; patterns that end here.
+  };
+
+  struct match_state;
+
+  uint32_t new_node(uint32_t parent, std::string_view word);
+  uint32_t child(uint32_t n, std::string_view word) const;
+  void prune(uint32_t n);
+
+  std::vector<node> nodes_; ///< nodes_[0] is the root.
+  std::vector<uint32_t> free_;
+  size_t size_ = 0;
+};
 
 /// The x-match modes of a headers exchange binding.
 enum class headers_match_kind {

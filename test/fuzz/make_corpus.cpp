@@ -323,7 +323,7 @@ void field_table_corpus() {
 
 void matching_corpus() {
   auto put = [](const char* name, std::string_view pattern,
-                std::string_view key) {
+                std::string_view key, std::string extra = {}) {
     // The harness maps bytes with c % 8 onto "ab.*#.ax".
     auto encode = [](std::string_view s) {
       std::string out;
@@ -340,7 +340,7 @@ void matching_corpus() {
       return out;
     };
     write("matching", name,
-          encode(pattern) + std::string(1, '\0') + encode(key));
+          encode(pattern) + std::string(1, '\0') + encode(key) + extra);
   };
   put("literal", "a.b", "a.b");
   put("star", "a.*", "a.b");
@@ -348,6 +348,10 @@ void matching_corpus() {
   put("hash_hash", "#.#", "");
   put("empty_words", "*.b", ".b");
   put("many_hashes", "#.a.#.b.#", "x.a.x.x.b.x.a");
+  // Extra segments are more trie patterns: "a.#", "*.b", "#", "a.b".
+  put("trie", "a.*", "a.b",
+      std::string("\0\x08\x02\x04\0\x03\x02\x01\0\x04\0\x08\x02\x01",
+                  14));
 }
 
 } // namespace

@@ -144,6 +144,80 @@ TEST_CASE("topic matching agrees with the reference on generated cases") {
   CHECK(checked > 10000);
 }
 
+TEST_CASE("topic trie: matches like topic_match") {
+  const char* patterns[] = {"a.b.c", "a.*.c", "a.#",   "#",     "*.b.*",
+                            "#.c",   "a.#.c", "#.#",   "",      "*",
+                            "a..c",  "*.*",   "a.b.#", "x.y.z", "#.b.#"};
+  topic_trie trie;
+  uint64_t id = 0;
+  for (auto* p : patterns)
+    CHECK(trie.insert(p, id++));
+  CHECK(trie.size() == 15);
+  CHECK_FALSE(trie.insert("a.#", 2)); // already there
+  CHECK(trie.insert("a.#", 100));     // same pattern, other id
+  const char* keys[] = {"", "a", "a.b", "a.b.c", "a..c", "x.y.z", "b",
+                        "q.b.q", "a.b.c.d", ".", "a.x.y.c", "c"};
+  for (auto* k : keys) {
+    CAPTURE(k);
+    std::vector<uint64_t> expected;
+    for (uint64_t i = 0; i < 15; ++i)
+      if (topic_match(patterns[i], k))
+        expected.push_back(i);
+    if (topic_match("a.#", k))
+      expected.push_back(100);
+    std::vector<uint64_t> got{999}; // existing content is kept
+    trie.match(k, got);
+    REQUIRE(!got.empty());
+    CHECK(got.front() == 999);
+    got.erase(got.begin());
+    CHECK(got == expected);
+  }
+}
+
+TEST_CASE("topic trie: erase prunes and ids are reported once") {
+  topic_trie trie;
+  CHECK(trie.insert("a.#", 1));
+  CHECK(trie.insert("#.b", 1));
+  CHECK(trie.insert("a.b", 2));
+  std::vector<uint64_t> got;
+  trie.match("a.b", got);
+  CHECK(got == std::vector<uint64_t>{1, 2});
+  CHECK_FALSE(trie.erase("a.b", 1));
+  CHECK_FALSE(trie.erase("a.c", 2));
+  CHECK(trie.erase("a.#", 1));
+  CHECK(trie.erase("#.b", 1));
+  got.clear();
+  trie.match("a.b", got);
+  CHECK(got == std::vector<uint64_t>{2});
+  CHECK(trie.erase("a.b", 2));
+  CHECK(trie.empty());
+  got.clear();
+  trie.match("a.b", got);
+  CHECK(got.empty());
+  // Nodes are reused after pruning.
+  CHECK(trie.insert("a.b.c", 3));
+  trie.match("a.b.c", got);
+  CHECK(got == std::vector<uint64_t>{3});
+  trie.clear();
+  CHECK(trie.size() == 0);
+}
+
+TEST_CASE("topic trie: many hashes stay fast") {
+  topic_trie trie;
+  trie.insert("#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.#.z", 1);
+  trie.insert("#.a.#.a.#.a.#.a.#.a.#.a.#.a.#.b", 2);
+  std::string key;
+  for (int i = 0; i < 120; ++i)
+    key += "a.";
+  key += "a";
+  std::vector<uint64_t> got;
+  trie.match(key, got);
+  CHECK(got.empty());
+  CHECK_FALSE(topic_match("#.a.#.a.#.a.#.a.#.a.#.a.#.a.#.b", key));
+  trie.match(key + ".b", got);
+  CHECK(got == std::vector<uint64_t>{2});
+}
+
 TEST_CASE("headers matching: all and any") {
   field_table headers{{"format", "pdf"}, {"type", "report"}, {"n", 5}};
   field_table all{{"format", "pdf"}, {"type", "report"}};
