@@ -163,9 +163,9 @@ int run(config::broker_options& opts) {
       return 1;
     }
     if (!report.truncated_file.empty() || !report.damaged.empty())
-      FLOTILLA_LOG(warning, "journal recovery: " << report.to_string());
+      FLOTILLA_LOG(warning, report.to_string());
     else
-      FLOTILLA_LOG(notice, "journal recovery: " << report.to_string());
+      FLOTILLA_LOG(notice, report.to_string());
     if (!opts.store_sync)
       FLOTILLA_LOG(warning, "--store-sync no: confirmed messages may be lost "
                             "on power loss");
