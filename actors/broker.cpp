@@ -14,8 +14,7 @@ namespace flotilla {
 
 broker::broker(caf::actor_system& sys, broker_limits limits,
                std::shared_ptr<const config::user_db> users)
-  : sys_(sys), limits_(std::move(limits)), users_(std::move(users)) {
-}
+  : sys_(sys), limits_(std::move(limits)), users_(std::move(users)) {}
 
 void broker::set_store(caf::actor store) {
   store_ = std::move(store);
@@ -55,8 +54,8 @@ std::string broker::restore(recovered_state& state) {
             *queue_ids_ = q.queue_id;
           auto& r = per_vhost[q.vhost];
           queue_slots[q.queue_id] = {q.vhost, r.queues.size()};
-          r.queues.emplace_back(std::move(q),
-                                std::vector<std::pair<uint64_t, message_ptr>>{});
+          r.queues.emplace_back(
+            std::move(q), std::vector<std::pair<uint64_t, message_ptr>>{});
           continue;
         }
         break;
@@ -89,16 +88,14 @@ std::string broker::restore(recovered_state& state) {
       drops.ops.push_back(std::move(op));
       continue;
     }
-    auto& target = per_vhost[slot->second.first]
-                     .queues[slot->second.second]
-                     .second;
+    auto& target
+      = per_vhost[slot->second.first].queues[slot->second.second].second;
     for (auto& [msg_id, payload] : msgs) {
       auto m = decode_message(payload);
       if (!m) {
         ++bad;
-        FLOTILLA_LOG(error, "store: undecodable message " << msg_id
-                                                           << " of queue id "
-                                                           << queue_id);
+        FLOTILLA_LOG(error, "store: undecodable message "
+                              << msg_id << " of queue id " << queue_id);
         continue;
       }
       target.emplace_back(msg_id, std::move(m));
@@ -111,13 +108,14 @@ std::string broker::restore(recovered_state& state) {
   caf::scoped_actor self{sys_};
   for (auto& [vhost, r] : per_vhost) {
     add_vhost(vhost);
-    self->request(find_vhost(vhost)->actor, caf::infinite,
-                  restore_atom::value, std::move(r))
+    self
+      ->request(find_vhost(vhost)->actor, caf::infinite, restore_atom::value,
+                std::move(r))
       .receive([](op_result&) {},
                [&](caf::error& e) {
                  FLOTILLA_LOG(error, "restore of vhost '"
-                                       << vhost << "' failed: "
-                                       << sys_.render(e));
+                                       << vhost
+                                       << "' failed: " << sys_.render(e));
                });
   }
   return std::to_string(messages) + " messages in "

@@ -33,7 +33,7 @@ std::string random_tag(const char* prefix) {
   return result;
 }
 
-template <class M>
+template<class M>
 void reply(connection_state& st, uint16_t ch, const M& m) {
   pr::append_method_frame(st.out, ch, m);
 }
@@ -84,8 +84,7 @@ namespace {
 size_t route_publish(connection_state& st, uint16_t ch, message_ptr msg,
                      bool mandatory, uint64_t seq) {
   st.route_buf.clear();
-  auto* headers = msg->properties.headers ? &*msg->properties.headers
-                                          : nullptr;
+  auto* headers = msg->properties.headers ? &*msg->properties.headers : nullptr;
   st.vhost->table->route(msg->exchange, msg->routing_key, headers,
                          st.route_buf);
   if (st.route_buf.empty()) {
@@ -131,8 +130,8 @@ void on_publish(connection_state& st, uint16_t ch, pr::command& cmd,
     auto x = st.vhost->table->find_exchange(m.exchange);
     if (!x) {
       st.channel_error(ch, errc::not_found,
-                       "NOT_FOUND - no exchange '" + m.exchange
-                         + "' in vhost '" + st.vhost->name + "'",
+                       "NOT_FOUND - no exchange '" + m.exchange + "' in vhost '"
+                         + st.vhost->name + "'",
                        60, 40);
       return;
     }
@@ -210,11 +209,17 @@ void connection_state::flush_publishes() {
         emit_confirms(ch);
       flush();
     };
-    self->request(p.queue, caf::infinite, enqueue_atom::value,
-                  std::move(p.batch), true)
-      .then([on_reply](enqueue_reply& r) { on_reply(&r.rejected); },
-            // A queue deleted meanwhile: the message went with it.
-            [on_reply](caf::error&) { on_reply(nullptr); });
+    self
+      ->request(p.queue, caf::infinite, enqueue_atom::value, std::move(p.batch),
+                true)
+      .then(
+        [on_reply](enqueue_reply& r) {
+          on_reply(&r.rejected);
+        },
+        // A queue deleted meanwhile: the message went with it.
+        [on_reply](caf::error&) {
+          on_reply(nullptr);
+        });
   }
 }
 
@@ -231,8 +236,7 @@ void connection_state::emit_confirms(uint16_t ch) {
     auto last = first;
     auto j = std::next(first);
     while (j != confirms.end() && j->second.outstanding == 0
-           && j->second.nack == nack
-           && j->first == std::prev(j)->first + 1) {
+           && j->second.nack == nack && j->first == std::prev(j)->first + 1) {
       last = j;
       ++j;
     }
@@ -278,8 +282,7 @@ void connection_state::on_deliveries(delivery_batch& batch) {
   for (auto& item : batch.items) {
     auto ch = static_cast<uint16_t>(item.owner & 0xFFFF);
     auto ci = channels.find(ch);
-    if ((item.owner >> 16) != id || ci == channels.end()
-        || ci->second.closing)
+    if ((item.owner >> 16) != id || ci == channels.end() || ci->second.closing)
       continue; // The queue requeues it when it sees our channel close.
     auto k = consumers.find(item.consumer_key);
     if (k == consumers.end()) {
@@ -399,7 +402,7 @@ async_guard go_async(connection_state& st, uint16_t ch) {
   return async_guard{&st, ch, c.epoch};
 }
 
-template <class Request, class OnOk>
+template<class Request, class OnOk>
 void ask_vhost(connection_state& st, uint16_t ch, Request req,
                uint16_t class_id, uint16_t method_id, OnOk on_ok) {
   auto g = go_async(st, ch);
@@ -489,8 +492,8 @@ bool take_unacked(connection_state& st, uint16_t ch, uint64_t tag,
 /// Queues the settlements of `items` (sent grouped per queue at the end of
 /// the current input batch).
 void settle_all(connection_state& st, uint16_t ch,
-                std::vector<std::pair<uint64_t, unacked_ref>>& items,
-                bool ack, bool requeue) {
+                std::vector<std::pair<uint64_t, unacked_ref>>& items, bool ack,
+                bool requeue) {
   auto kind = ack ? settle_kind::ack
                   : (requeue ? settle_kind::requeue : settle_kind::drop);
   auto owner = st.owner_of(ch);
@@ -532,8 +535,8 @@ void on_consume(connection_state& st, uint16_t ch, pr::basic_consume& m) {
     if (auto v = p->as_int())
       priority = static_cast<int32_t>(*v);
   auto key = st.next_consumer_key++;
-  st.consumers.emplace(key, consumer_ref{ch, m.consumer_tag, q->actor,
-                                         m.no_ack, false, m.no_wait});
+  st.consumers.emplace(key, consumer_ref{ch, m.consumer_tag, q->actor, m.no_ack,
+                                         false, m.no_wait});
   c.consumers.emplace(m.consumer_tag, key);
   add_queue(c, q->actor);
   consumer_spec spec;
@@ -628,8 +631,8 @@ void on_get(connection_state& st, uint16_t ch, pr::basic_get& m) {
   st.flush_publishes();
   auto queue = q->actor;
   bool no_ack = m.no_ack;
-  st.self->request(queue, caf::infinite, fetch_atom::value, st.owner_of(ch),
-                   no_ack)
+  st.self
+    ->request(queue, caf::infinite, fetch_atom::value, st.owner_of(ch), no_ack)
     .then(
       [g, queue, no_ack](get_reply& r) {
         auto& st = *g.st;
@@ -710,10 +713,16 @@ void on_commit(connection_state& st, uint16_t ch) {
         g.st->flush();
       }
     };
-    st.self->request(p.queue, caf::infinite, enqueue_atom::value,
-                     std::move(p.batch), true)
-      .then([on_done](enqueue_reply&) { on_done(); },
-            [on_done](caf::error&) { on_done(); });
+    st.self
+      ->request(p.queue, caf::infinite, enqueue_atom::value, std::move(p.batch),
+                true)
+      .then(
+        [on_done](enqueue_reply&) {
+          on_done();
+        },
+        [on_done](caf::error&) {
+          on_done();
+        });
   }
 }
 
@@ -736,8 +745,7 @@ void on_rollback(connection_state& st, uint16_t ch) {
   reply(st, ch, pr::tx_rollback_ok{});
 }
 
-void on_recover(connection_state& st, uint16_t ch, bool requeue,
-                bool send_ok) {
+void on_recover(connection_state& st, uint16_t ch, bool requeue, bool send_ok) {
   if (!requeue) {
     st.connection_error(errc::not_implemented,
                         "NOT_IMPLEMENTED - requeue=false", 60, 110);
@@ -767,8 +775,7 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
       } else if constexpr (std::is_same_v<M, pr::basic_ack>) {
         on_settle(*this, ch, m.delivery_tag, m.multiple, true, false, 80);
       } else if constexpr (std::is_same_v<M, pr::basic_nack>) {
-        on_settle(*this, ch, m.delivery_tag, m.multiple, false, m.requeue,
-                  120);
+        on_settle(*this, ch, m.delivery_tag, m.multiple, false, m.requeue, 120);
       } else if constexpr (std::is_same_v<M, pr::basic_reject>) {
         on_settle(*this, ch, m.delivery_tag, false, false, m.requeue, 90);
       } else if constexpr (std::is_same_v<M, pr::basic_qos>) {
@@ -825,8 +832,12 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
       } else if constexpr (std::is_same_v<M, pr::tx_rollback>) {
         on_rollback(*this, ch);
       } else if constexpr (std::is_same_v<M, pr::exchange_declare>) {
-        exchange_declare_req req{m.exchange, m.type,        m.passive,
-                                 m.durable,  m.auto_delete, m.internal,
+        exchange_declare_req req{m.exchange,
+                                 m.type,
+                                 m.passive,
+                                 m.durable,
+                                 m.auto_delete,
+                                 m.internal,
                                  std::move(m.arguments)};
         bool no_wait = m.no_wait;
         ask_vhost(*this, ch, std::move(req), cls, mth,
@@ -845,8 +856,9 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
                     if (!no_wait)
                       reply(*g.st, g.ch, pr::exchange_delete_ok{});
                   });
-      } else if constexpr (std::is_same_v<M, pr::exchange_bind>
-                           || std::is_same_v<M, pr::exchange_unbind>) {
+      } else if constexpr (
+        std::is_same_v<
+          M, pr::exchange_bind> || std::is_same_v<M, pr::exchange_unbind>) {
         constexpr bool unbind = std::is_same_v<M, pr::exchange_unbind>;
         bind_req req;
         req.unbind = unbind;
@@ -867,9 +879,10 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
                       reply(*g.st, g.ch, pr::exchange_bind_ok{});
                   });
       } else if constexpr (std::is_same_v<M, pr::queue_declare>) {
-        queue_declare_req req{m.queue,     m.passive,     m.durable,
-                              m.exclusive, m.auto_delete, std::move(m.arguments),
-                              id};
+        queue_declare_req req{
+          m.queue,     m.passive,     m.durable,
+          m.exclusive, m.auto_delete, std::move(m.arguments),
+          id};
         bool no_wait = m.no_wait;
         auto g = go_async(*this, ch);
         flush_publishes();
@@ -910,8 +923,9 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
               if (g.alive())
                 g.done();
             });
-      } else if constexpr (std::is_same_v<M, pr::queue_bind>
-                           || std::is_same_v<M, pr::queue_unbind>) {
+      } else if constexpr (
+        std::is_same_v<M,
+                       pr::queue_bind> || std::is_same_v<M, pr::queue_unbind>) {
         constexpr bool unbind = std::is_same_v<M, pr::queue_unbind>;
         bind_req req;
         req.unbind = unbind;
@@ -932,8 +946,9 @@ void connection_state::run_command(uint16_t ch, pr::command& cmd) {
                     else
                       reply(*g.st, g.ch, pr::queue_bind_ok{});
                   });
-      } else if constexpr (std::is_same_v<M, pr::queue_purge>
-                           || std::is_same_v<M, pr::queue_delete>) {
+      } else if constexpr (
+        std::is_same_v<
+          M, pr::queue_purge> || std::is_same_v<M, pr::queue_delete>) {
         constexpr bool purge = std::is_same_v<M, pr::queue_purge>;
         delete_req req;
         req.name = m.queue;

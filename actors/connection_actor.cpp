@@ -19,10 +19,10 @@ constexpr auto close_ok_timeout = std::chrono::seconds(2);
 
 pr::field_table server_properties(const broker& b) {
   pr::field_table caps;
-  for (auto* cap : {"publisher_confirms", "exchange_exchange_bindings",
-                    "basic.nack", "consumer_cancel_notify", "connection.blocked",
-                    "consumer_priorities", "authentication_failure_close",
-                    "per_consumer_qos"})
+  for (auto* cap :
+       {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+        "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
+        "authentication_failure_close", "per_consumer_qos"})
     caps.set(cap, pr::field_value{true});
   pr::field_table props;
   props.set("capabilities", pr::field_value{std::move(caps)});
@@ -54,8 +54,7 @@ void connection_state::flush() {
 }
 
 void connection_state::connection_error(errc code, const std::string& text,
-                                        uint16_t class_id,
-                                        uint16_t method_id) {
+                                        uint16_t class_id, uint16_t method_id) {
   if (ph == phase::closing || ph == phase::closed)
     return;
   FLOTILLA_LOG(warning, "connection " << info.peer << " closed: " << text);
@@ -78,8 +77,8 @@ void connection_state::connection_error(errc code, const std::string& text,
 }
 
 void connection_state::channel_error(uint16_t ch, errc code,
-                                     const std::string& text,
-                                     uint16_t class_id, uint16_t method_id) {
+                                     const std::string& text, uint16_t class_id,
+                                     uint16_t method_id) {
   if (is_connection_error(code)) {
     connection_error(code, text, class_id, method_id);
     return;
@@ -87,8 +86,8 @@ void connection_state::channel_error(uint16_t ch, errc code,
   auto i = channels.find(ch);
   if (i == channels.end() || i->second.closing)
     return;
-  FLOTILLA_LOG(debug, "channel " << ch << " of " << info.peer
-                                 << " closed: " << text);
+  FLOTILLA_LOG(debug,
+               "channel " << ch << " of " << info.peer << " closed: " << text);
   pr::channel_close close;
   close.reply_code = reply_code(code);
   close.reply_text = text.substr(0, 255);
@@ -160,7 +159,8 @@ void on_start_ok(connection_state& st, pr::connection_start_ok& m) {
   else {
     st.connection_error(errc::access_refused,
                         "ACCESS_REFUSED - unsupported authentication "
-                        "mechanism '" + m.mechanism + "'");
+                        "mechanism '"
+                          + m.mechanism + "'");
     return;
   }
   auto refuse = [&](const std::string& why) {
@@ -190,8 +190,8 @@ void on_start_ok(connection_state& st, pr::connection_start_ok& m) {
     }
   }
   st.user = user;
-  st.cap_cancel_notify = client_capability(m.client_properties,
-                                           "consumer_cancel_notify");
+  st.cap_cancel_notify
+    = client_capability(m.client_properties, "consumer_cancel_notify");
   auto& lim = st.node->limits();
   pr::connection_tune tune;
   tune.channel_max = lim.channel_max;
@@ -218,10 +218,10 @@ void on_tune_ok(connection_state& st, pr::connection_tune_ok& m) {
     return;
   }
   if (m.channel_max > lim.channel_max) {
-    st.connection_error(errc::not_allowed,
-                        "NOT_ALLOWED - channel_max="
-                          + std::to_string(m.channel_max) + " > "
-                          + std::to_string(lim.channel_max));
+    st.connection_error(errc::not_allowed, "NOT_ALLOWED - channel_max="
+                                             + std::to_string(m.channel_max)
+                                             + " > "
+                                             + std::to_string(lim.channel_max));
     return;
   }
   st.frame_max = m.frame_max == 0 ? lim.frame_max : m.frame_max;
@@ -253,8 +253,8 @@ void on_open(connection_state& st, pr::connection_open& m) {
   pr::append_method_frame(st.out, 0, pr::connection_open_ok{});
   st.ph = phase::running;
   FLOTILLA_LOG(info, "connection " << st.info.peer << " opened (user '"
-                                   << st.user << "', vhost '"
-                                   << m.virtual_host << "')");
+                                   << st.user << "', vhost '" << m.virtual_host
+                                   << "')");
 }
 
 /// Handles a method on channel 0 or the handshake.
@@ -302,7 +302,7 @@ void on_connection_method(connection_state& st, pr::command& cmd) {
   } else if (std::holds_alternative<pr::connection_close_ok>(cmd.m)) {
     st.finish();
   } else if (auto* u = std::get_if<pr::connection_update_secret>(&cmd.m)) {
-    (void) u;
+    (void)u;
     pr::append_method_frame(st.out, 0, pr::connection_update_secret_ok{});
   } else if (std::holds_alternative<pr::connection_blocked>(cmd.m)
              || std::holds_alternative<pr::connection_unblocked>(cmd.m)) {
@@ -332,7 +332,7 @@ void on_channel_level(connection_state& st, pr::command& cmd) {
   }
   auto i = st.channels.find(ch);
   if (auto* open = std::get_if<pr::channel_open>(&cmd.m)) {
-    (void) open;
+    (void)open;
     if (i != st.channels.end()) {
       st.connection_error(errc::channel_error,
                           "CHANNEL_ERROR - second 'channel.open' seen", 20, 10);
@@ -457,8 +457,8 @@ caf::behavior connection_impl(connection_self self, broker* node,
       if (st.ph == phase::closing) {
         st.finish();
       } else if (st.ph != phase::running && st.ph != phase::closed) {
-        FLOTILLA_LOG(warning, "connection " << st.info.peer
-                                            << ": handshake timeout");
+        FLOTILLA_LOG(warning,
+                     "connection " << st.info.peer << ": handshake timeout");
         st.finish();
       }
     },
@@ -469,8 +469,8 @@ caf::behavior connection_impl(connection_self self, broker* node,
 
 caf::actor spawn_connection(broker& b, std::shared_ptr<connection_sink> sink,
                             connection_info info) {
-  auto a = b.system().spawn(connection_impl, &b, std::move(sink),
-                            std::move(info));
+  auto a
+    = b.system().spawn(connection_impl, &b, std::move(sink), std::move(info));
   b.add_connection(a);
   return a;
 }

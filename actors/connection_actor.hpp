@@ -14,7 +14,7 @@ class broker;
 
 /// What the transport knows about a freshly accepted client.
 struct connection_info {
-  std::string peer;           ///< "127.0.0.1:54321", for logs.
+  std::string peer; ///< "127.0.0.1:54321", for logs.
   bool peer_is_loopback = false;
 };
 

@@ -160,8 +160,7 @@ struct connection_state {
   void on_cancelled(uint64_t key);
   void emit_confirms(uint16_t ch);
   void emit_delivery(uint16_t ch, const caf::actor& queue,
-                     const std::string& tag, bool no_ack,
-                     delivery_item& item);
+                     const std::string& tag, bool no_ack, delivery_item& item);
   void release_held(uint16_t ch);
   void write_content(uint16_t ch, const message& msg);
 };

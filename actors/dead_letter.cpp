@@ -54,8 +54,7 @@ make_dead_lettered(const message& original, const std::string& queue_name,
                    const std::string& dead_letter_exchange) {
   auto copy = std::make_shared<message>();
   copy->exchange = dead_letter_exchange;
-  copy->routing_key = dlx_routing_key ? *dlx_routing_key
-                                      : original.routing_key;
+  copy->routing_key = dlx_routing_key ? *dlx_routing_key : original.routing_key;
   copy->properties = original.properties;
   copy->body = original.body;
   copy->published_at = now;

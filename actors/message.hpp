@@ -35,7 +35,9 @@ struct message {
   }
   /// Returns the body size plus a rough per-message overhead, for
   /// x-max-length-bytes (which counts bodies only) use body.size().
-  size_t body_size() const { return body.size(); }
+  size_t body_size() const {
+    return body.size();
+  }
 };
 
 /// Shared, immutable message handle.

@@ -40,7 +40,7 @@ op_result make_op_error(errc code, const std::string& detail);
 /// A batch of decoded input from one client connection, in arrival order.
 struct input_batch {
   std::vector<protocol::command> commands;
-  errc error = errc::none;   ///< A decoding error after the commands.
+  errc error = errc::none; ///< A decoding error after the commands.
   uint16_t error_channel = 0;
   std::string error_text;
   bool closed = false; ///< The socket was closed or failed.

@@ -49,8 +49,8 @@ struct queue_state {
   uint32_t queue_id = 0;
   uint64_t next_store_id = 1;
   std::unordered_map<uint64_t, uint64_t> persisted; ///< model id -> store id
-  std::vector<uint64_t> removed; ///< Filled by the model.
-  store_ops ops;                 ///< Not yet sent to the store.
+  std::vector<uint64_t> removed;                    ///< Filled by the model.
+  store_ops ops; ///< Not yet sent to the store.
 };
 
 using queue_self = caf::stateful_actor<queue_state>*;
@@ -126,8 +126,8 @@ void route_dead_letters(queue_self self) {
     auto copy = make_dead_lettered(*d.msg, st.model->name(), d.reason, now,
                                    cfg.dead_letter_routing_key,
                                    *cfg.dead_letter_exchange);
-    auto* headers = copy->properties.headers ? &*copy->properties.headers
-                                             : nullptr;
+    auto* headers
+      = copy->properties.headers ? &*copy->properties.headers : nullptr;
     targets.clear();
     names.clear();
     st.table->route(*cfg.dead_letter_exchange, copy->routing_key, headers,
@@ -188,8 +188,8 @@ void dispatch(queue_self self) {
         b->queue = self;
         b->queue_name = st.model->name();
       }
-      b->items.push_back(delivery_item{rec.key, d.owner, d.id,
-                                       std::move(d.msg), d.redelivered});
+      b->items.push_back(
+        delivery_item{rec.key, d.owner, d.id, std::move(d.msg), d.redelivered});
     }
     for (auto& kv : batches)
       self->send(kv.first, deliver_atom::value, std::move(kv.second));
@@ -288,8 +288,9 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
         return reply;
       }
       auto rp = self->make_response_promise<enqueue_reply>();
-      self->request(st.store, caf::infinite, persist_atom::value,
-                    std::move(ops), true)
+      self
+        ->request(st.store, caf::infinite, persist_atom::value, std::move(ops),
+                  true)
         .then(
           [rp, reply, durable](bool ok) mutable {
             if (!ok)
@@ -309,16 +310,16 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       if (st.deleting)
         return make_op_error(errc::not_found, "queue is being deleted");
       auto id = st.next_consumer_id++;
-      auto err = st.model->add_consumer(id, spec.owner, spec.prefetch,
-                                        spec.no_ack, spec.exclusive,
-                                        spec.priority);
+      auto err
+        = st.model->add_consumer(id, spec.owner, spec.prefetch, spec.no_ack,
+                                 spec.exclusive, spec.priority);
       if (err != errc::none) {
-        return make_op_error(errc::access_refused, "queue '" + st.model->name()
-                                    + "' in vhost '" + st.table->name()
-                                    + "' in exclusive use");
+        return make_op_error(errc::access_refused,
+                             "queue '" + st.model->name() + "' in vhost '"
+                               + st.table->name() + "' in exclusive use");
       }
-      st.consumers.emplace(id, consumer_rec{spec.connection, spec.key,
-                                            spec.owner});
+      st.consumers.emplace(id,
+                           consumer_rec{spec.connection, spec.key, spec.owner});
       st.by_owner_key.emplace(std::make_pair(spec.owner, spec.key), id);
       st.had_consumers = true;
       st.last_used = now_ms();
@@ -327,7 +328,9 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       self->send(self, dispatch_atom::value);
       return result;
     },
-    [=](dispatch_atom) { dispatch(self); },
+    [=](dispatch_atom) {
+      dispatch(self);
+    },
     [=](cancel_atom, uint64_t owner, uint64_t key) -> op_result {
       auto& st = self->state;
       auto i = st.by_owner_key.find({owner, key});
@@ -360,8 +363,7 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       self->state.model->ack(owner, ids);
       dispatch(self);
     },
-    [=](reject_atom, uint64_t owner, std::vector<uint64_t>& ids,
-        bool requeue) {
+    [=](reject_atom, uint64_t owner, std::vector<uint64_t>& ids, bool requeue) {
       self->state.model->reject(owner, ids, requeue, self->state.dead);
       dispatch(self);
     },
@@ -414,8 +416,7 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       r.message_count = static_cast<uint32_t>(st.model->ready_count());
       st.deleting = true;
       for (auto& kv : st.consumers)
-        self->send(kv.second.connection, cancelled_atom::value,
-                   kv.second.key);
+        self->send(kv.second.connection, cancelled_atom::value, kv.second.key);
       st.consumers.clear();
       if (st.store) {
         store_ops ops;

@@ -78,8 +78,8 @@ struct checker {
   }
 
   errc bad_value(std::string_view arg, const char* what, int64_t value) {
-    return fail(arg, std::string{"{"} + what + "," + std::to_string(value)
-                       + "}");
+    return fail(arg,
+                std::string{"{"} + what + "," + std::to_string(value) + "}");
   }
 
   /// Reads an integer argument in [min, max] into `out` when present.
@@ -124,9 +124,8 @@ const char* to_string(queue_config::overflow_policy p) {
   }
 }
 
-errc parse_queue_arguments(const protocol::field_table& args,
-                           queue_config& out, std::string& error_text,
-                           std::string_view queue_name,
+errc parse_queue_arguments(const protocol::field_table& args, queue_config& out,
+                           std::string& error_text, std::string_view queue_name,
                            std::string_view vhost) {
   constexpr auto no_limit = std::numeric_limits<int64_t>::max();
   out = queue_config{};
@@ -142,8 +141,8 @@ errc parse_queue_arguments(const protocol::field_table& args,
   if (auto e = c.string("x-dead-letter-exchange", out.dead_letter_exchange);
       e != errc::none)
     return e;
-  if (auto e = c.string("x-dead-letter-routing-key",
-                        out.dead_letter_routing_key);
+  if (auto e
+      = c.string("x-dead-letter-routing-key", out.dead_letter_routing_key);
       e != errc::none)
     return e;
   if (out.dead_letter_routing_key && !out.dead_letter_exchange)
@@ -152,8 +151,8 @@ errc parse_queue_arguments(const protocol::field_table& args,
   if (auto e = c.integer("x-max-length", 0, no_limit, "", out.max_length);
       e != errc::none)
     return e;
-  if (auto e = c.integer("x-max-length-bytes", 0, no_limit, "",
-                         out.max_length_bytes);
+  if (auto e
+      = c.integer("x-max-length-bytes", 0, no_limit, "", out.max_length_bytes);
       e != errc::none)
     return e;
   std::optional<int64_t> priority;
@@ -212,8 +211,7 @@ bool equivalent(const queue_config& a, const queue_config& b) {
 }
 
 errc parse_expiration(const std::optional<std::string>& expiration,
-                      std::optional<int64_t>& ttl_ms,
-                      std::string* error_text) {
+                      std::optional<int64_t>& ttl_ms, std::string* error_text) {
   ttl_ms.reset();
   if (!expiration)
     return errc::none;

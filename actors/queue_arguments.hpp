@@ -57,8 +57,8 @@ const char* to_string(queue_config::overflow_policy p);
 /// RabbitMQ's wording, e.g. "invalid arg 'x-max-length' for queue 'q' in
 /// vhost '/': {value_negative,-1}" (the "for queue ... in vhost ..." part only
 /// when `queue_name` is not empty).
-errc parse_queue_arguments(const protocol::field_table& args,
-                           queue_config& out, std::string& error_text,
+errc parse_queue_arguments(const protocol::field_table& args, queue_config& out,
+                           std::string& error_text,
                            std::string_view queue_name = {},
                            std::string_view vhost = "/");
 

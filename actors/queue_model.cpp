@@ -17,10 +17,8 @@ int highest_bit(uint64_t w) {
 } // namespace
 
 queue_model::queue_model(std::string name, queue_config cfg)
-  : name_(std::move(name)),
-    cfg_(std::move(cfg)),
-    levels_(size_t{cfg_.max_priority} + 1) {
-}
+  : name_(std::move(name)), cfg_(std::move(cfg)),
+    levels_(size_t{cfg_.max_priority} + 1) {}
 
 // -- ready FIFOs --------------------------------------------------------------
 
@@ -126,9 +124,9 @@ bool queue_model::over_limits(size_t count, uint64_t bytes) const {
              && bytes > static_cast<uint64_t>(*cfg_.max_length_bytes));
 }
 
-queue_model::enqueue_result
-queue_model::enqueue(message_ptr msg, millis now,
-                     std::vector<dead_letter>& dead, bool redelivered) {
+queue_model::enqueue_result queue_model::enqueue(message_ptr msg, millis now,
+                                                 std::vector<dead_letter>& dead,
+                                                 bool redelivered) {
   auto ttl = cfg_.message_ttl;
   if (auto per_message = parse_expiration(msg->properties.expiration))
     ttl = ttl ? std::min(*ttl, *per_message) : *per_message;
@@ -144,8 +142,8 @@ queue_model::enqueue(message_ptr msg, millis now,
       to_dead(std::move(msg), dead_letter_reason::maxlen, dead);
     return enqueue_result::rejected;
   }
-  push_ready(entry{next_id_++, std::move(msg), expires_at, round_,
-                   redelivered, ttl && *ttl == 0});
+  push_ready(entry{next_id_++, std::move(msg), expires_at, round_, redelivered,
+                   ttl && *ttl == 0});
   ++stats_.enqueued;
   if (limited && cfg_.overflow == overflow_policy::drop_head)
     drop_overflow(dead);
@@ -265,8 +263,8 @@ void queue_model::remove_consumer(consumer_id id) {
     rings_.erase(rings_.begin() + (&r - rings_.data()));
   if (c.exclusive)
     exclusive_ = false;
-  bool was_active = cfg_.single_active_consumer
-                    && registration_order_.front() == id;
+  bool was_active
+    = cfg_.single_active_consumer && registration_order_.front() == id;
   registration_order_.erase(
     std::find(registration_order_.begin(), registration_order_.end(), id));
   consumers_.erase(i);
@@ -293,8 +291,8 @@ void queue_model::deliver(consumer& c, entry e, std::vector<delivery>& out) {
     ++stats_.redelivered;
   if (c.no_ack) {
     note_removed(e.id);
-    out.push_back(delivery{c.id, c.owner, e.id, std::move(e.msg),
-                           e.redelivered});
+    out.push_back(
+      delivery{c.id, c.owner, e.id, std::move(e.msg), e.redelivered});
     return;
   }
   out.push_back(delivery{c.id, c.owner, e.id, e.msg, e.redelivered});
@@ -425,13 +423,11 @@ void queue_model::requeue(
   sorted.reserve(items.size());
   for (auto& [id, u] : items) {
     auto level = level_of(*u.msg);
-    sorted.emplace_back(level,
-                        entry{id, std::move(u.msg), u.expires_at, 0,
-                              mark_redelivered || u.redelivered, false});
+    sorted.emplace_back(level, entry{id, std::move(u.msg), u.expires_at, 0,
+                                     mark_redelivered || u.redelivered, false});
   }
   std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first
-                              : a.second.id < b.second.id;
+    return a.first != b.first ? a.first < b.first : a.second.id < b.second.id;
   });
   stats_.requeued += sorted.size();
   for (size_t begin = 0; begin < sorted.size();) {

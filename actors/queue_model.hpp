@@ -347,7 +347,7 @@ private:
   /// Node-based: `consumer*` in rings stay valid until erased.
   std::unordered_map<consumer_id, consumer> consumers_;
   std::vector<consumer_id> registration_order_; ///< Front is SAC's active.
-  std::vector<ring> rings_; ///< By priority, highest first.
+  std::vector<ring> rings_;                     ///< By priority, highest first.
   bool exclusive_ = false;
 
   counters stats_;

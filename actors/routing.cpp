@@ -49,14 +49,10 @@ std::string alternate_of(const protocol::field_table& args) {
 exchange_entry::exchange_entry(std::string name, exchange_kind kind,
                                bool durable, bool auto_delete, bool internal,
                                protocol::field_table arguments)
-  : name(std::move(name)),
-    kind(kind),
-    durable(durable),
-    auto_delete(auto_delete),
-    internal(internal),
+  : name(std::move(name)), kind(kind), durable(durable),
+    auto_delete(auto_delete), internal(internal),
     arguments(std::move(arguments)),
-    alternate_exchange(alternate_of(this->arguments)) {
-}
+    alternate_exchange(alternate_of(this->arguments)) {}
 
 bool exchange_entry::add_binding(binding b) {
   std::unique_lock<std::shared_mutex> guard{mtx_};
@@ -248,11 +244,11 @@ void vhost_table::route(const std::string& exchange, const std::string& key,
   route_impl(*x, key, headers, out, names, visited);
 }
 
-void vhost_table::route_impl(const exchange_entry& x, const std::string& key,
-                             const protocol::field_table* headers,
-                             std::vector<caf::actor>& out,
-                             std::vector<std::string>* names,
-                             std::vector<const exchange_entry*>& visited) const {
+void vhost_table::route_impl(
+  const exchange_entry& x, const std::string& key,
+  const protocol::field_table* headers, std::vector<caf::actor>& out,
+  std::vector<std::string>* names,
+  std::vector<const exchange_entry*>& visited) const {
   if (std::find(visited.begin(), visited.end(), &x) != visited.end())
     return; // A cycle of exchange-to-exchange bindings.
   visited.push_back(&x);

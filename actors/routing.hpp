@@ -80,7 +80,7 @@ public:
 
   /// Calls `f(const binding_dest&)` for every binding matching
   /// `key`/`headers`, under the shared lock (`f` must not write bindings).
-  template <class F>
+  template<class F>
   void for_each_match(const std::string& key,
                       const protocol::field_table* headers, F&& f) const;
 
@@ -95,7 +95,7 @@ bool binding_matches(exchange_kind kind, const binding& b,
                      const std::string& key,
                      const protocol::field_table* headers);
 
-template <class F>
+template<class F>
 void exchange_entry::for_each_match(const std::string& key,
                                     const protocol::field_table* headers,
                                     F&& f) const {
@@ -131,8 +131,7 @@ using queue_entry_ptr = std::shared_ptr<const queue_entry>;
 /// connections and queues (dead-lettering) to route without a mailbox hop.
 class vhost_table {
 public:
-  explicit vhost_table(std::string name) : name_(std::move(name)) {
-  }
+  explicit vhost_table(std::string name) : name_(std::move(name)) {}
 
   const std::string& name() const {
     return name_;
@@ -155,15 +154,13 @@ public:
   /// exchange-to-exchange bindings and alternate exchanges, loop-safe).
   /// If `names` is not null, it receives the queue names, parallel to `out`.
   void route(const std::string& exchange, const std::string& key,
-             const protocol::field_table* headers,
-             std::vector<caf::actor>& out,
+             const protocol::field_table* headers, std::vector<caf::actor>& out,
              std::vector<std::string>* names = nullptr) const;
 
 private:
   void route_impl(const exchange_entry& x, const std::string& key,
                   const protocol::field_table* headers,
-                  std::vector<caf::actor>& out,
-                  std::vector<std::string>* names,
+                  std::vector<caf::actor>& out, std::vector<std::string>* names,
                   std::vector<const exchange_entry*>& visited) const;
 
   std::string name_;

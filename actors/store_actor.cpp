@@ -12,8 +12,7 @@ namespace {
 
 class collecting_visitor : public store::recovery_visitor {
 public:
-  explicit collecting_visitor(recovered_state& st) : st_(st) {
-  }
+  explicit collecting_visitor(recovered_state& st) : st_(st) {}
 
   void on_meta(std::string_view key, std::string_view payload) override {
     st_.meta.emplace(std::string{key}, std::string{payload});
@@ -102,22 +101,27 @@ caf::behavior store_impl(store_self self,
     self->quit(msg.reason);
   });
   return {
-    [=](persist_atom, store_ops& batch) { append(self, batch); },
+    [=](persist_atom, store_ops& batch) {
+      append(self, batch);
+    },
     [=](persist_atom, store_ops& batch, bool) -> caf::result<bool> {
       append(self, batch);
       auto rp = self->make_response_promise();
       self->state.waiting.push_back(rp);
       return caf::delegated<bool>{};
     },
-    [=](flush_atom) { flush(self); },
+    [=](flush_atom) {
+      flush(self);
+    },
   };
 }
 
 } // namespace
 
-std::unique_ptr<store::journal>
-open_journal(const store::journal_options& opts, recovered_state& state,
-             store::recovery_report& report, std::string& error) {
+std::unique_ptr<store::journal> open_journal(const store::journal_options& opts,
+                                             recovered_state& state,
+                                             store::recovery_report& report,
+                                             std::string& error) {
   collecting_visitor visitor{state};
   return store::journal::open(opts, visitor, report, error);
 }
@@ -125,8 +129,8 @@ open_journal(const store::journal_options& opts, recovered_state& state,
 caf::actor spawn_store(caf::actor_system& sys,
                        std::unique_ptr<store::journal> journal) {
   // unique_ptr is not copyable: hand it over through a shared holder.
-  auto holder = std::make_shared<std::unique_ptr<store::journal>>(
-    std::move(journal));
+  auto holder
+    = std::make_shared<std::unique_ptr<store::journal>>(std::move(journal));
   // Detached: sync() blocks in fdatasync, which must not stall the
   // scheduler threads that run queues and connections.
   return sys.spawn<caf::detached>(store_impl, holder);

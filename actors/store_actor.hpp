@@ -37,9 +37,10 @@ struct recovered_state {
 
 /// Opens the journal in `dir`, fills `state`, and returns it (nullptr and
 /// `error` on failure). `report` says what was recovered, cut or lost.
-std::unique_ptr<store::journal>
-open_journal(const store::journal_options& opts, recovered_state& state,
-             store::recovery_report& report, std::string& error);
+std::unique_ptr<store::journal> open_journal(const store::journal_options& opts,
+                                             recovered_state& state,
+                                             store::recovery_report& report,
+                                             std::string& error);
 
 /// Spawns the store actor, the only user of the journal. Queues and vhosts
 /// send it store_ops; it appends them and, once its mailbox holds no more

@@ -55,8 +55,7 @@ std::string encode_table(const pr::field_table& t) {
 }
 
 bool decode_table(std::string_view payload, pr::field_table& out) {
-  return pr::decode_field_table(payload, out) == errc::none
-         && payload.empty();
+  return pr::decode_field_table(payload, out) == errc::none && payload.empty();
 }
 
 } // namespace

@@ -57,9 +57,8 @@ exchange_entry_ptr create_exchange(vhost_self self, std::string name,
                                    exchange_kind kind, bool durable,
                                    bool auto_delete, bool internal,
                                    protocol::field_table args) {
-  auto entry = std::make_shared<exchange_entry>(std::move(name), kind, durable,
-                                                auto_delete, internal,
-                                                std::move(args));
+  auto entry = std::make_shared<exchange_entry>(
+    std::move(name), kind, durable, auto_delete, internal, std::move(args));
   entry->actor = spawn_exchange(self->system(), entry);
   self->link_to(entry->actor);
   self->state.table->put_exchange(entry);
@@ -95,8 +94,7 @@ void persist_and_deliver(vhost_self self, store_op op,
   }
   store_ops ops;
   ops.ops.push_back(std::move(op));
-  self->request(store, caf::infinite, persist_atom::value, std::move(ops),
-                true)
+  self->request(store, caf::infinite, persist_atom::value, std::move(ops), true)
     .then(
       [rp, result](bool ok) mutable {
         if (!ok)
@@ -147,9 +145,8 @@ std::optional<stored_binding> durable_binding(vhost_self self,
     if (!q || !q->durable || q->exclusive)
       return std::nullopt;
   }
-  return stored_binding{table.name(),      req.source,
-                        req.to_exchange,   req.destination,
-                        req.key,           req.arguments};
+  return stored_binding{table.name(),    req.source, req.to_exchange,
+                        req.destination, req.key,    req.arguments};
 }
 
 /// Removes every binding to a deleted queue or exchange, then deletes
@@ -190,9 +187,8 @@ caf::result<op_result> declare_exchange(vhost_self self,
   auto existing = table.find_exchange(req.name);
   if (req.passive) {
     if (!existing)
-      return make_op_error(errc::not_found,
-                           "no " + quoted("exchange", req.name) + " "
-                             + where(self));
+      return make_op_error(errc::not_found, "no " + quoted("exchange", req.name)
+                                              + " " + where(self));
     return op_result{};
   }
   exchange_kind kind;
@@ -200,14 +196,14 @@ caf::result<op_result> declare_exchange(vhost_self self,
     return make_op_error(errc::command_invalid,
                          "unknown exchange type '" + req.type + "'");
   if (existing) {
-    auto mismatch = [&](const char* arg, const std::string& got,
-                        const std::string& cur) {
-      return make_op_error(errc::precondition_failed,
-                           "inequivalent arg '" + std::string{arg} + "' for "
-                             + quoted("exchange", req.name) + " "
-                             + where(self) + ": received '" + got
-                             + "' but current is '" + cur + "'");
-    };
+    auto mismatch
+      = [&](const char* arg, const std::string& got, const std::string& cur) {
+          return make_op_error(errc::precondition_failed,
+                               "inequivalent arg '" + std::string{arg}
+                                 + "' for " + quoted("exchange", req.name) + " "
+                                 + where(self) + ": received '" + got
+                                 + "' but current is '" + cur + "'");
+        };
     if (existing->kind != kind)
       return mismatch("type", req.type, to_string(existing->kind));
     if (existing->durable != req.durable)
@@ -236,11 +232,14 @@ caf::result<op_result> declare_exchange(vhost_self self,
   FLOTILLA_LOG(debug, "exchange " << req.name << " declared");
   if (!x->durable)
     return op_result{};
-  stored_exchange sx{self->state.table->name(), x->name, req.type,
-                     x->auto_delete, x->internal, x->arguments};
-  return persist_then(self,
-                      meta_put(exchange_key(sx.vhost, sx.name), encode(sx)),
-                      op_result{});
+  stored_exchange sx{self->state.table->name(),
+                     x->name,
+                     req.type,
+                     x->auto_delete,
+                     x->internal,
+                     x->arguments};
+  return persist_then(
+    self, meta_put(exchange_key(sx.vhost, sx.name), encode(sx)), op_result{});
 }
 
 op_result exclusive_locked(vhost_self self, const std::string& name) {
@@ -313,16 +312,15 @@ caf::result<op_result> declare_queue(vhost_self self, queue_declare_req& req) {
   entry->auto_delete = req.auto_delete;
   entry->owner_connection = req.exclusive ? req.connection_id : 0;
   entry->arguments = std::move(req.arguments);
-  bool durable = req.durable && !req.exclusive
-                 && self->state.durability.store;
+  bool durable = req.durable && !req.exclusive && self->state.durability.store;
   queue_durability qd;
   if (durable) {
     qd.store = self->state.durability.store;
     qd.queue_id = ++*self->state.durability.queue_ids;
   }
-  entry->actor = spawn_queue(self->system(), req.name, std::move(cfg),
-                             caf::actor_cast<caf::actor>(self),
-                             self->state.table, qd);
+  entry->actor
+    = spawn_queue(self->system(), req.name, std::move(cfg),
+                  caf::actor_cast<caf::actor>(self), self->state.table, qd);
   self->link_to(entry->actor);
   table.put_queue(entry);
   FLOTILLA_LOG(debug, "queue " << req.name << " declared");
@@ -350,9 +348,9 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
   } else {
     auto q = table.find_queue(req.destination);
     if (!q)
-      return make_op_error(errc::not_found,
-                           "no " + quoted("queue", req.destination) + " "
-                             + where(self));
+      return make_op_error(errc::not_found, "no "
+                                              + quoted("queue", req.destination)
+                                              + " " + where(self));
     if (q->exclusive && q->owner_connection != req.connection_id)
       return exclusive_locked(self, req.destination);
     dest.queue = q->actor;
@@ -367,26 +365,29 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
   auto rp = self->make_response_promise<op_result>();
   auto stored = durable_binding(self, req);
   if (!req.unbind) {
-    self->request(src->actor, caf::infinite, bind_atom::value, std::move(req),
-                  std::move(dest))
+    self
+      ->request(src->actor, caf::infinite, bind_atom::value, std::move(req),
+                std::move(dest))
       .then(
         [=](op_result& r) mutable {
           if (stored && r.message_count == 1) {
             // A new binding between durable ends: answer after the fsync.
             persist_and_deliver(self,
-                                meta_put(binding_key(*stored),
-                                         encode(*stored)),
+                                meta_put(binding_key(*stored), encode(*stored)),
                                 rp, op_result{});
             return;
           }
           rp.deliver(op_result{});
         },
-        [rp](caf::error&) mutable { rp.deliver(op_result{}); });
+        [rp](caf::error&) mutable {
+          rp.deliver(op_result{});
+        });
   } else {
     if (stored)
       persist(self, meta_del(binding_key(*stored)));
-    self->request(src->actor, caf::infinite, unbind_atom::value,
-                  std::move(req), std::move(dest))
+    self
+      ->request(src->actor, caf::infinite, unbind_atom::value, std::move(req),
+                std::move(dest))
       .then(
         [=](op_result& r) mutable {
           if (src->auto_delete && r.message_count == 0
@@ -394,7 +395,9 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
             delete_exchange_now(self, src);
           rp.deliver(op_result{});
         },
-        [rp](caf::error&) mutable { rp.deliver(op_result{}); });
+        [rp](caf::error&) mutable {
+          rp.deliver(op_result{});
+        });
   }
   return rp;
 }
@@ -427,13 +430,19 @@ caf::result<op_result> remove(vhost_self self, delete_req& req) {
   auto rp = self->make_response_promise<op_result>();
   if (req.purge_only) {
     self->request(q->actor, caf::infinite, purge_atom::value)
-      .then([rp](op_result& r) mutable { rp.deliver(std::move(r)); },
-            [rp](caf::error&) mutable { rp.deliver(op_result{}); });
+      .then(
+        [rp](op_result& r) mutable {
+          rp.deliver(std::move(r));
+        },
+        [rp](caf::error&) mutable {
+          rp.deliver(op_result{});
+        });
     return rp;
   }
   // Await: no other declaration on this vhost interleaves with a deletion.
-  self->request(q->actor, caf::infinite, remove_atom::value, req.if_unused,
-                req.if_empty)
+  self
+    ->request(q->actor, caf::infinite, remove_atom::value, req.if_unused,
+              req.if_empty)
     .await(
       [=](op_result& r) mutable {
         if (r.ok()) {
@@ -486,8 +495,9 @@ op_result restore(vhost_self self, vhost_restore& r) {
   for (auto& sx : r.exchanges) {
     exchange_kind kind;
     if (!parse_exchange_kind(sx.type, kind)) {
-      FLOTILLA_LOG(error, "store: exchange '" << sx.name << "' has unknown type '"
-                                              << sx.type << "', skipped");
+      FLOTILLA_LOG(error, "store: exchange '"
+                            << sx.name << "' has unknown type '" << sx.type
+                            << "', skipped");
       continue;
     }
     if (table.find_exchange(sx.name))
@@ -499,8 +509,8 @@ op_result restore(vhost_self self, vhost_restore& r) {
     queue_config cfg;
     std::string error;
     if (parse_queue_arguments(sq.arguments, cfg, error) != errc::none) {
-      FLOTILLA_LOG(error, "store: queue '" << sq.name << "' not restored: "
-                                           << error);
+      FLOTILLA_LOG(error,
+                   "store: queue '" << sq.name << "' not restored: " << error);
       continue;
     }
     messages += msgs.size();
@@ -542,8 +552,8 @@ op_result restore(vhost_self self, vhost_restore& r) {
   FLOTILLA_LOG(info, "vhost '" << table.name() << "': restored "
                                << r.exchanges.size() << " exchanges, "
                                << r.queues.size() << " queues, "
-                               << r.bindings.size() << " bindings, "
-                               << messages << " messages");
+                               << r.bindings.size() << " bindings, " << messages
+                               << " messages");
   return {};
 }
 
@@ -574,16 +584,26 @@ caf::behavior vhost_impl(vhost_self self, vhost_table_ptr table,
     self->quit(msg.reason);
   });
   return {
-    [=](exchange_declare_req& req) { return declare_exchange(self, req); },
-    [=](queue_declare_req& req) { return declare_queue(self, req); },
-    [=](bind_req& req) { return bind(self, req); },
-    [=](delete_req& req) { return remove(self, req); },
+    [=](exchange_declare_req& req) {
+      return declare_exchange(self, req);
+    },
+    [=](queue_declare_req& req) {
+      return declare_queue(self, req);
+    },
+    [=](bind_req& req) {
+      return bind(self, req);
+    },
+    [=](delete_req& req) {
+      return remove(self, req);
+    },
     [=](closed_atom, uint64_t connection_id) {
       for (auto& q : self->state.table->queues())
         if (q->exclusive && q->owner_connection == connection_id)
           drop_queue(self, q, false);
     },
-    [=](restore_atom, vhost_restore& r) { return restore(self, r); },
+    [=](restore_atom, vhost_restore& r) {
+      return restore(self, r);
+    },
     [=](autodel_atom, const std::string& name) {
       auto q = self->state.table->find_queue(name);
       if (q && q->actor == caf::actor_cast<caf::actor>(self->current_sender()))

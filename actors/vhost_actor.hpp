@@ -36,7 +36,8 @@ namespace flotilla {
 /// Durable state of one vhost, recovered from the journal at startup.
 struct vhost_restore {
   std::vector<stored_exchange> exchanges;
-  std::vector<std::pair<stored_queue, std::vector<std::pair<uint64_t, message_ptr>>>>
+  std::vector<
+    std::pair<stored_queue, std::vector<std::pair<uint64_t, message_ptr>>>>
     queues; ///< With their messages (store id, message), in order.
   std::vector<stored_binding> bindings;
 };

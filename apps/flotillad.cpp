@@ -137,8 +137,8 @@ int run(config::broker_options& opts) {
   limits.max_message_size = opts.max_message_size;
   limits.auth = opts.auth;
   limits.node_name = opts.name;
-  limits.cluster_name = opts.cluster_name.empty() ? opts.name
-                                                  : opts.cluster_name;
+  limits.cluster_name
+    = opts.cluster_name.empty() ? opts.name : opts.cluster_name;
   broker node{sys, limits, users};
   recovered_state recovered;
   if (!opts.no_data_dir) {
@@ -207,7 +207,7 @@ int run(config::broker_options& opts) {
   std::fputs(line.c_str(), stdout);
   std::fflush(stdout);
   if (daemon_pipe >= 0) {
-    (void) !write(daemon_pipe, line.data(), line.size());
+    (void)!write(daemon_pipe, line.data(), line.size());
     close(daemon_pipe);
     if (!freopen("/dev/null", "w", stdout)) {
       // Nothing sensible to do; stdout is only used for the startup line.

@@ -89,8 +89,8 @@ enum class scope : uint8_t { anywhere, command_line_only };
 
 // Signatures of the per-option hooks. `expected` is filled with text such as
 // "expected an integer 0-65535" when a value is rejected.
-using apply_fn = bool (*)(broker_options&, std::string_view text,
-                          std::string& expected);
+using apply_fn
+  = bool (*)(broker_options&, std::string_view text, std::string& expected);
 using reset_fn = void (*)(broker_options&);
 using show_fn = void (*)(const broker_options&, std::vector<std::string>&);
 
@@ -98,38 +98,38 @@ using show_fn = void (*)(const broker_options&, std::vector<std::string>&);
 // Boost.program_options description, the config-file keys, --help, describe()
 // and option_names().
 struct option_spec {
-  const char* group;     // Heading in --help.
-  const char* name;      // Long name, also the config-file key.
-  char short_name;       // 0 if none.
-  const char* arg;       // Placeholder in --help; nullptr for a flag.
-  bool repeatable;       // May be given several times; values accumulate.
+  const char* group; // Heading in --help.
+  const char* name;  // Long name, also the config-file key.
+  char short_name;   // 0 if none.
+  const char* arg;   // Placeholder in --help; nullptr for a flag.
+  bool repeatable;   // May be given several times; values accumulate.
   scope where;
   const char* help;
   const char* default_text; // Overrides the generated "(default: ...)".
-  apply_fn apply;        // nullptr for help/version.
-  reset_fn reset;        // Repeatable options: clears values before a source.
-  show_fn show;          // nullptr for options describe() omits.
+  apply_fn apply;           // nullptr for help/version.
+  reset_fn reset; // Repeatable options: clears values before a source.
+  show_fn show;   // nullptr for options describe() omits.
 };
 
-template <class T, T broker_options::*Member, uint64_t Lo, uint64_t Hi>
+template<class T, T broker_options::*Member, uint64_t Lo, uint64_t Hi>
 bool apply_uint(broker_options& o, std::string_view text,
                 std::string& expected) {
   uint64_t v = 0;
   if (!parse_uint(text, Lo, Hi, v)) {
-    expected = "expected an integer " + std::to_string(Lo) + "-"
-               + std::to_string(Hi);
+    expected
+      = "expected an integer " + std::to_string(Lo) + "-" + std::to_string(Hi);
     return false;
   }
   o.*Member = static_cast<T>(v);
   return true;
 }
 
-template <class T, T broker_options::*Member>
+template<class T, T broker_options::*Member>
 void show_uint(const broker_options& o, std::vector<std::string>& out) {
   out.push_back(std::to_string(o.*Member));
 }
 
-template <bool broker_options::*Member>
+template<bool broker_options::*Member>
 bool apply_bool(broker_options& o, std::string_view text,
                 std::string& expected) {
   if (!parse_bool(text, o.*Member)) {
@@ -139,13 +139,13 @@ bool apply_bool(broker_options& o, std::string_view text,
   return true;
 }
 
-template <bool broker_options::*Member>
+template<bool broker_options::*Member>
 void show_bool(const broker_options& o, std::vector<std::string>& out) {
   out.push_back(o.*Member ? "yes" : "no");
 }
 
 // Strings that name a file or directory. `AllowEmpty`: empty means "unset".
-template <std::string broker_options::*Member, bool AllowEmpty>
+template<std::string broker_options::*Member, bool AllowEmpty>
 bool apply_path(broker_options& o, std::string_view text,
                 std::string& expected) {
   if (text.empty() && !AllowEmpty) {
@@ -157,7 +157,7 @@ bool apply_path(broker_options& o, std::string_view text,
 }
 
 // Names and addresses: no whitespace, at most 255 bytes.
-template <std::string broker_options::*Member, bool AllowEmpty>
+template<std::string broker_options::*Member, bool AllowEmpty>
 bool apply_name(broker_options& o, std::string_view text,
                 std::string& expected) {
   if ((text.empty() && !AllowEmpty) || text.size() > 255
@@ -170,7 +170,7 @@ bool apply_name(broker_options& o, std::string_view text,
   return true;
 }
 
-template <std::string broker_options::*Member>
+template<std::string broker_options::*Member>
 void show_string(const broker_options& o, std::vector<std::string>& out) {
   out.push_back(o.*Member);
 }
@@ -252,8 +252,8 @@ const option_spec schema[] = {
   {"General", "version", 0, nullptr, false, scope::command_line_only,
    "Print the version and exit", nullptr, nullptr, nullptr, nullptr},
   {"General", "config", 0, "FILE", false, scope::command_line_only,
-   "Read options from FILE (key = value lines); the command line wins",
-   "none", apply_config, nullptr, nullptr},
+   "Read options from FILE (key = value lines); the command line wins", "none",
+   apply_config, nullptr, nullptr},
   {"General", "daemon", 'd', nullptr, false, scope::anywhere,
    "Run in the background", nullptr, apply_bool<&bo::daemon>, nullptr,
    show_bool<&bo::daemon>},
@@ -326,11 +326,11 @@ const option_spec schema[] = {
   {"Security", "users-file", 0, "FILE", false, scope::anywhere,
    "Users file (see config/README.md); without one, only guest/guest may "
    "log in, from loopback",
-   "none",
-   apply_path<&bo::users_file, true>, nullptr, show_string<&bo::users_file>},
+   "none", apply_path<&bo::users_file, true>, nullptr,
+   show_string<&bo::users_file>},
   {"Security", "vhost", 0, "NAME", true, scope::anywhere,
-   "Create virtual host NAME at startup; repeatable; \"/\" always exists",
-   "/", apply_vhost, reset_vhosts, show_vhosts},
+   "Create virtual host NAME at startup; repeatable; \"/\" always exists", "/",
+   apply_vhost, reset_vhosts, show_vhosts},
   // -- logging
   {"Logging", "log-output", 0, "DEST", false, scope::anywhere,
    "Where logs go: stderr, stdout or a file path", nullptr, apply_log_output,
@@ -374,8 +374,8 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   for (size_t i = 1; i <= a.size(); ++i)
     for (size_t j = 1; j <= b.size(); ++j) {
       size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
-                          d[i - 1][j - 1] + cost});
+      d[i][j]
+        = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
         d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
     }
@@ -425,8 +425,9 @@ std::string apply_entries(const std::vector<entry>& entries,
   std::vector<std::pair<const option_spec*, int>> seen;
   for (auto& e : entries) {
     auto prefix = is_file ? file + ":" + std::to_string(e.line) + ": " : "";
-    auto first = std::find_if(seen.begin(), seen.end(),
-                              [&](auto& p) { return p.first == e.spec; });
+    auto first = std::find_if(seen.begin(), seen.end(), [&](auto& p) {
+      return p.first == e.spec;
+    });
     if (first == seen.end()) {
       seen.emplace_back(e.spec, e.line);
       if (e.spec->reset)
@@ -456,8 +457,8 @@ std::string parse_config_text(std::string_view text, const std::string& file,
     ++line_no;
     auto nl = text.find('\n');
     auto line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{}
-                                        : text.substr(nl + 1);
+    text
+      = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     // A comment starts with '#' at the beginning or after whitespace, so
     // that values such as paths may still contain '#'.
     for (size_t i = 0; i < line.size(); ++i)
@@ -493,8 +494,7 @@ std::string parse_config_text(std::string_view text, const std::string& file,
 }
 
 // Reads and splits the file at `path`. Returns an error message or "".
-std::string read_config_file(const std::string& path,
-                             std::vector<entry>& out) {
+std::string read_config_file(const std::string& path, std::vector<entry>& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return "cannot open config file '" + path + "': " + std::strerror(errno);
@@ -525,8 +525,8 @@ void wrap(std::ostream& os, std::string_view text, size_t col, size_t indent,
   while (!text.empty()) {
     auto sp = text.find(' ');
     auto word = text.substr(0, sp);
-    text = sp == std::string_view::npos ? std::string_view{}
-                                        : text.substr(sp + 1);
+    text
+      = sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
     if (!first_word && col + 1 + word.size() > width) {
       os << '\n' << std::string(indent, ' ');
       col = indent;
@@ -623,9 +623,9 @@ bool parse_log_enable(std::string_view text, log_level& out) {
   if (!text.empty() && text.back() == '+')
     text.remove_suffix(1);
   auto t = lower(text);
-  for (auto lvl : {log_level::trace, log_level::debug, log_level::info,
-                   log_level::notice, log_level::warning, log_level::error,
-                   log_level::critical})
+  for (auto lvl :
+       {log_level::trace, log_level::debug, log_level::info, log_level::notice,
+        log_level::warning, log_level::error, log_level::critical})
     if (t == to_string(lvl)) {
       out = lvl;
       return true;
@@ -656,17 +656,15 @@ parse_result parse_command_line(int argc, char** argv, broker_options& out,
     if (s.arg)
       desc.add_options()(names.c_str(), po::value<std::string>(), "");
     else
-      desc.add_options()(names.c_str(),
-                         po::value<std::string>()->zero_tokens(), "");
+      desc.add_options()(names.c_str(), po::value<std::string>()->zero_tokens(),
+                         "");
   }
   std::vector<entry> cmd;
   try {
     auto style = po::command_line_style::default_style
                  & ~po::command_line_style::allow_guessing;
-    auto parsed = po::command_line_parser(argc, argv)
-                    .options(desc)
-                    .style(style)
-                    .run();
+    auto parsed
+      = po::command_line_parser(argc, argv).options(desc).style(style).run();
     for (auto& o : parsed.options) {
       const option_spec* spec = find_spec(o.string_key);
       if (o.position_key >= 0 || spec == nullptr) {
@@ -698,8 +696,9 @@ parse_result parse_command_line(int argc, char** argv, broker_options& out,
     return failure(e.what());
   }
   auto given = [&](std::string_view name) {
-    return std::any_of(cmd.begin(), cmd.end(),
-                       [&](auto& e) { return name == e.spec->name; });
+    return std::any_of(cmd.begin(), cmd.end(), [&](auto& e) {
+      return name == e.spec->name;
+    });
   };
   if (given("help")) {
     print_help(help_out);

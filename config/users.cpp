@@ -32,7 +32,9 @@ std::string base64_encode(std::string_view in) {
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
-  auto byte = [&](size_t k) { return static_cast<uint8_t>(in[k]); };
+  auto byte = [&](size_t k) {
+    return static_cast<uint8_t>(in[k]);
+  };
   for (; i + 3 <= in.size(); i += 3) {
     uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
     out += b64_alphabet[(v >> 18) & 63];
@@ -209,16 +211,17 @@ bool user::is_administrator() const {
 
 bool user::may_access(std::string_view vhost) const {
   return vhosts.empty()
-         || std::any_of(vhosts.begin(), vhosts.end(),
-                        [&](auto& v) { return v == "*" || v == vhost; });
+         || std::any_of(vhosts.begin(), vhosts.end(), [&](auto& v) {
+              return v == "*" || v == vhost;
+            });
 }
 
 // -- user_db ----------------------------------------------------------------
 
 user_db user_db::with_default_guest() {
   user_db db;
-  db.users_.push_back(user{"guest", hash_password("guest"),
-                           {"administrator"}, {}});
+  db.users_.push_back(
+    user{"guest", hash_password("guest"), {"administrator"}, {}});
   db.builtin_guest_ = true;
   return db;
 }
@@ -255,8 +258,8 @@ std::optional<user_db> user_db::parse(std::string_view text,
     ++line_no;
     auto nl = text.find('\n');
     auto line = trim(text.substr(0, nl));
-    text = nl == std::string_view::npos ? std::string_view{}
-                                        : text.substr(nl + 1);
+    text
+      = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
     if (line.empty() || line.front() == '#')
       continue;
     auto fields = split(line, ':');
@@ -326,10 +329,10 @@ std::string hash_password(std::string_view password) {
   unsigned char salt[salt_size];
   if (RAND_bytes(salt, sizeof(salt)) != 1)
     return {};
-  return make_hash(password,
-                   std::string_view(reinterpret_cast<const char*>(salt),
-                                    sizeof(salt)),
-                   default_iterations);
+  return make_hash(
+    password,
+    std::string_view(reinterpret_cast<const char*>(salt), sizeof(salt)),
+    default_iterations);
 }
 
 // -- SASL -------------------------------------------------------------------

@@ -45,9 +45,8 @@ public:
                                      std::string& error);
 
   /// Like load(), from the file's text; `file_name` prefixes errors.
-  static std::optional<user_db> parse(std::string_view text,
-                                      std::string_view file_name,
-                                      std::string& error);
+  static std::optional<user_db>
+  parse(std::string_view text, std::string_view file_name, std::string& error);
 
   /// Returns the user called `name`, or nullptr. The pointer stays valid for
   /// the lifetime of this database.

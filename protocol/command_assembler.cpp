@@ -19,9 +19,10 @@ constexpr size_t retained_body_capacity = 64 * 1024;
 } // namespace
 
 command_assembler::slot* command_assembler::find(uint16_t channel) {
-  auto i = std::lower_bound(
-    slots_.begin(), slots_.end(), channel,
-    [](const slot& s, uint16_t ch) { return s.channel < ch; });
+  auto i = std::lower_bound(slots_.begin(), slots_.end(), channel,
+                            [](const slot& s, uint16_t ch) {
+                              return s.channel < ch;
+                            });
   return i != slots_.end() && i->channel == channel ? &*i : nullptr;
 }
 
@@ -30,9 +31,10 @@ const command_assembler::slot* command_assembler::find(uint16_t channel) const {
 }
 
 command_assembler::slot& command_assembler::get(uint16_t channel) {
-  auto i = std::lower_bound(
-    slots_.begin(), slots_.end(), channel,
-    [](const slot& s, uint16_t ch) { return s.channel < ch; });
+  auto i = std::lower_bound(slots_.begin(), slots_.end(), channel,
+                            [](const slot& s, uint16_t ch) {
+                              return s.channel < ch;
+                            });
   if (i != slots_.end() && i->channel == channel)
     return *i;
   i = slots_.emplace(i);
@@ -147,9 +149,8 @@ errc command_assembler::on_body(const frame_view& f, command*& ready) {
   if (need > body.capacity()) {
     // Grow geometrically, but never past the announced size.
     auto final_size = body.size() + s->remaining;
-    body.reserve(static_cast<size_t>(
-      std::min<uint64_t>(std::max<uint64_t>(need, 2 * body.capacity()),
-                         final_size)));
+    body.reserve(static_cast<size_t>(std::min<uint64_t>(
+      std::max<uint64_t>(need, 2 * body.capacity()), final_size)));
   }
   body.append(f.payload.data(), f.payload.size());
   s->remaining -= f.payload.size();

@@ -61,8 +61,7 @@ class command_assembler {
 public:
   /// `max_body_size` caps the body size a header may announce.
   explicit command_assembler(uint64_t max_body_size = 128ull << 20)
-    : max_body_size_(max_body_size) {
-  }
+    : max_body_size_(max_body_size) {}
 
   void set_max_body_size(uint64_t max_body_size) {
     max_body_size_ = max_body_size;
@@ -77,7 +76,7 @@ public:
   /// storage, reused afterwards) but must not call back into the assembler.
   /// It returns errc (or void); a non-none result is returned. Returns
   /// errc::none or an error listed in the class comment.
-  template <class F>
+  template<class F>
   errc on_frame(const frame_view& f, F&& on_command);
 
   /// Returns the channel of the frame that caused the last error.
@@ -126,7 +125,7 @@ private:
   command scratch_;         ///< Methods without content decode here.
 };
 
-template <class F>
+template<class F>
 errc command_assembler::on_frame(const frame_view& f, F&& on_command) {
   command* ready = nullptr;
   if (auto e = step(f, ready); e != errc::none)

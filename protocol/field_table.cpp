@@ -9,8 +9,7 @@ namespace flotilla::protocol {
 
 // -- field_table and field_value members -------------------------------------
 
-field_table::field_table(std::initializer_list<entry> init) : entries(init) {
-}
+field_table::field_table(std::initializer_list<entry> init) : entries(init) {}
 
 const field_value* field_table::find(std::string_view key) const {
   for (auto& [k, v] : entries)
@@ -120,8 +119,7 @@ namespace {
 struct field_decoder {
   wire::reader r;
 
-  explicit field_decoder(std::string_view in) : r(in) {
-  }
+  explicit field_decoder(std::string_view in) : r(in) {}
 
   bool value(field_value& out, int depth) {
     uint8_t tag;
@@ -245,7 +243,7 @@ struct field_decoder {
 
   // Reads a length-prefixed body and runs `f` on a sub-decoder over it; the
   // body must be consumed exactly.
-  template <class F>
+  template<class F>
   bool nested(int depth, F&& f) {
     if (depth > max_field_depth)
       return false;
@@ -310,7 +308,7 @@ errc decode_field_value(std::string_view& in, field_value& out) {
 namespace {
 
 // Reserves a 32-bit length, runs `f`, then patches in the byte count.
-template <class F>
+template<class F>
 void with_length(std::string& out, F&& f) {
   auto at = out.size();
   out.append(4, '\0');
@@ -347,14 +345,14 @@ void encode_value_body(std::string& out, const field_value& v) {
         // 'V' has no body.
       } else if constexpr (std::is_same_v<T, bool>) {
         wire::put_u8(out, x ? 1 : 0);
-      } else if constexpr (std::is_same_v<T, int8_t>
-                           || std::is_same_v<T, uint8_t>) {
+      } else if constexpr (std::is_same_v<
+                             T, int8_t> || std::is_same_v<T, uint8_t>) {
         wire::put_u8(out, static_cast<uint8_t>(x));
-      } else if constexpr (std::is_same_v<T, int16_t>
-                           || std::is_same_v<T, uint16_t>) {
+      } else if constexpr (std::is_same_v<
+                             T, int16_t> || std::is_same_v<T, uint16_t>) {
         wire::put_u16(out, static_cast<uint16_t>(x));
-      } else if constexpr (std::is_same_v<T, int32_t>
-                           || std::is_same_v<T, uint32_t>) {
+      } else if constexpr (std::is_same_v<
+                             T, int32_t> || std::is_same_v<T, uint32_t>) {
         wire::put_u32(out, static_cast<uint32_t>(x));
       } else if constexpr (std::is_same_v<T, int64_t>) {
         wire::put_u64(out, static_cast<uint64_t>(x));

@@ -111,9 +111,9 @@ struct field_value {
 
   /// True if T is one of the alternatives (plain type test, so it never asks
   /// whether field_value itself is constructible while it is incomplete).
-  template <class T, class V = variant_type>
+  template<class T, class V = variant_type>
   struct is_alternative;
-  template <class T, class... Ts>
+  template<class T, class... Ts>
   struct is_alternative<T, std::variant<Ts...>>
     : std::disjunction<std::is_same<T, Ts>...> {};
 
@@ -121,20 +121,17 @@ struct field_value {
 
   /// Wraps exactly one of the alternative types (no integer conversions: a
   /// plain `5` is int32_t 'I', `int64_t{5}` is 'l').
-  template <class T,
-            class = std::enable_if_t<is_alternative<std::decay_t<T>>::value>>
+  template<class T,
+           class = std::enable_if_t<is_alternative<std::decay_t<T>>::value>>
   field_value(T&& x)
-    : value(std::in_place_type<std::decay_t<T>>, std::forward<T>(x)) {
-  }
+    : value(std::in_place_type<std::decay_t<T>>, std::forward<T>(x)) {}
 
   /// A long string ('S').
-  field_value(const char* s) : value(std::in_place_type<std::string>, s) {
-  }
+  field_value(const char* s) : value(std::in_place_type<std::string>, s) {}
 
   /// A long string ('S').
   field_value(std::string_view s)
-    : value(std::in_place_type<std::string>, s.data(), s.size()) {
-  }
+    : value(std::in_place_type<std::string>, s.data(), s.size()) {}
 
   /// Returns true for void ('V').
   bool is_void() const {

@@ -83,8 +83,7 @@ public:
   /// `frame_max` is the negotiated maximum frame size including the 8 bytes
   /// of overhead; 0 means "no limit" as in connection.tune (don't, for peers
   /// you don't trust).
-  explicit frame_decoder(uint32_t frame_max) : frame_max_(frame_max) {
-  }
+  explicit frame_decoder(uint32_t frame_max) : frame_max_(frame_max) {}
 
   /// Changes the limit for frames whose header has not been read yet. Safe to
   /// call from inside an on_frame callback (e.g. on connection.tune-ok).
@@ -103,7 +102,7 @@ public:
   /// - errc::frame_error when payload size + 8 exceeds frame_max, the type is
   ///   not 1, 2, 3 or 8, or the frame-end octet is not 0xCE.
   /// Must not be called re-entrantly from `on_frame`.
-  template <class F>
+  template<class F>
   errc feed(const char* data, size_t size, F&& on_frame);
 
   /// Returns true once feed() returned an error.
@@ -148,7 +147,7 @@ private:
     return e;
   }
 
-  template <class F>
+  template<class F>
   static errc deliver(F& on_frame, const frame_view& f) {
     if constexpr (std::is_void_v<std::invoke_result_t<F&, const frame_view&>>) {
       on_frame(f);
@@ -168,7 +167,7 @@ private:
   header hdr_{};    ///< Header of the buffered frame once want_ != 0.
 };
 
-template <class F>
+template<class F>
 errc frame_decoder::feed(const char* data, size_t size, F&& on_frame) {
   if (error_ != errc::none)
     return error_;

@@ -144,8 +144,8 @@ bool headers_match(const field_table& binding_arguments,
                    const field_table* message_headers) {
   auto kind = headers_match_kind_of(binding_arguments)
                 .value_or(headers_match_kind::all);
-  bool any = kind == headers_match_kind::any
-             || kind == headers_match_kind::any_with_x;
+  bool any
+    = kind == headers_match_kind::any || kind == headers_match_kind::any_with_x;
   bool with_x = kind == headers_match_kind::all_with_x
                 || kind == headers_match_kind::any_with_x;
   for (auto& [key, expected] : binding_arguments.entries) {
@@ -171,7 +171,7 @@ namespace flotilla::protocol {
 
 namespace {
 
-template <class F>
+template<class F>
 void for_each_word(std::string_view s, F&& f) {
   for (auto at = first_word(s); at != no_word; at = next_word(s, at))
     f(word_at(s, at));
@@ -314,8 +314,10 @@ struct topic_trie::match_state {
   // '#' node h swallows words i..j-1 for every j in [i, size].
   void enter_hash(uint32_t h, size_t i) {
     size_t end = words.size() + 1;
-    auto it = std::find_if(hash_low.begin(), hash_low.end(),
-                           [h](const auto& e) { return e.first == h; });
+    auto it
+      = std::find_if(hash_low.begin(), hash_low.end(), [h](const auto& e) {
+          return e.first == h;
+        });
     if (it != hash_low.end()) {
       if (it->second <= i)
         return;
@@ -335,13 +337,14 @@ void topic_trie::match(std::string_view routing_key,
     return;
   auto start = out.size();
   match_state st{*this, {}, out, {}};
-  for_each_word(routing_key,
-                [&](std::string_view w) { st.words.push_back(w); });
+  for_each_word(routing_key, [&](std::string_view w) {
+    st.words.push_back(w);
+  });
   st.visit(0, 0);
   std::sort(out.begin() + static_cast<std::ptrdiff_t>(start), out.end());
-  out.erase(std::unique(out.begin() + static_cast<std::ptrdiff_t>(start),
-                        out.end()),
-            out.end());
+  out.erase(
+    std::unique(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()),
+    out.end());
 }
 
 } // namespace flotilla::protocol

@@ -58,12 +58,12 @@ private:
   static constexpr uint32_t no_node = UINT32_MAX;
 
   struct node {
-    std::string word;           ///< Edge label from the parent.
+    std::string word; ///< Edge label from the parent.
     uint32_t parent = no_node;
-    uint32_t star = no_node;    ///< Child for the word "*".
-    uint32_t hash = no_node;    ///< Child for the word "#".
+    uint32_t star = no_node; ///< Child for the word "*".
+    uint32_t hash = no_node; ///< Child for the word "#".
     std::map<std::string, uint32_t, std::less<>> children; ///< Other words.
-    std::vector<uint64_t> ids;  ///< Sorted; patterns that end here.
+    std::vector<uint64_t> ids; ///< Sorted; patterns that end here.
   };
 
   struct match_state;

@@ -10,7 +10,7 @@ namespace {
 
 // -- per-alternative tables, indexed like `method` ----------------------------
 
-template <size_t I>
+template<size_t I>
 using alternative = std::variant_alternative_t<I, method>;
 
 struct method_info {
@@ -19,7 +19,7 @@ struct method_info {
   bool has_content;
 };
 
-template <size_t... I>
+template<size_t... I>
 constexpr std::array<method_info, sizeof...(I)>
 make_infos(std::index_sequence<I...>) {
   return {{{method_key(alternative<I>::class_id, alternative<I>::method_id),
@@ -78,8 +78,7 @@ size_t find_index(uint32_t key) {
 
 class method_decoder {
 public:
-  explicit method_decoder(wire::reader& r) : r_(r) {
-  }
+  explicit method_decoder(wire::reader& r) : r_(r) {}
 
   bool ok() const {
     return ok_;
@@ -141,7 +140,7 @@ private:
   unsigned bit_ = 8;
 };
 
-template <class M>
+template<class M>
 bool decode_as(wire::reader& r, method& out) {
   auto* m = std::get_if<M>(&out);
   if (m == nullptr)
@@ -153,7 +152,7 @@ bool decode_as(wire::reader& r, method& out) {
 
 using decode_fn = bool (*)(wire::reader&, method&);
 
-template <size_t... I>
+template<size_t... I>
 constexpr std::array<decode_fn, sizeof...(I)>
 make_decoders(std::index_sequence<I...>) {
   return {{&decode_as<alternative<I>>...}};
@@ -166,8 +165,7 @@ constexpr auto decoders
 
 class method_printer {
 public:
-  explicit method_printer(std::string& out) : out_(out) {
-  }
+  explicit method_printer(std::string& out) : out_(out) {}
   void u8(const char* n, uint8_t x) {
     number(n, x);
   }
@@ -210,8 +208,7 @@ private:
   }
   void number(const char* n, uint64_t x) {
     char buf[32];
-    std::snprintf(buf, sizeof(buf), "%llu",
-                  static_cast<unsigned long long>(x));
+    std::snprintf(buf, sizeof(buf), "%llu", static_cast<unsigned long long>(x));
     field(n);
     out_ += buf;
   }
@@ -269,7 +266,11 @@ std::string describe(const method& m) {
 }
 
 void append_method_frame(std::string& out, uint16_t channel, const method& m) {
-  std::visit([&](const auto& x) { append_method_frame(out, channel, x); }, m);
+  std::visit(
+    [&](const auto& x) {
+      append_method_frame(out, channel, x);
+    },
+    m);
 }
 
 } // namespace flotilla::protocol

@@ -34,9 +34,8 @@ namespace flotilla::protocol {
   static constexpr bool has_content = content
 
 #define FLOTILLA_AMQP_NO_FIELDS                                                \
-  template <class V, class... Ms>                                              \
-  static void fields(V&, Ms&...) {                                             \
-  }
+  template<class V, class... Ms>                                               \
+  static void fields(V&, Ms&...) {}
 
 /// Server -> client, first method: protocol version, server properties, SASL
 /// mechanisms and locales (space-separated).
@@ -46,8 +45,8 @@ struct connection_start {
   uint8_t version_minor = 9;
   field_table server_properties;
   std::string mechanisms = "PLAIN"; // long string
-  std::string locales = "en_US"; // long string
-  template <class V, class... Ms>
+  std::string locales = "en_US";    // long string
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u8("version-major", ms.version_major...);
     v.u8("version-minor", ms.version_minor...);
@@ -65,7 +64,7 @@ struct connection_start_ok {
   std::string mechanism = "PLAIN";
   std::string response; // long string
   std::string locale = "en_US";
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.table("client-properties", ms.client_properties...);
     v.shortstr("mechanism", ms.mechanism...);
@@ -78,7 +77,7 @@ struct connection_start_ok {
 struct connection_secure {
   FLOTILLA_AMQP_METHOD(10, 20, "connection.secure", false);
   std::string challenge; // long string
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.longstr("challenge", ms.challenge...);
   }
@@ -88,7 +87,7 @@ struct connection_secure {
 struct connection_secure_ok {
   FLOTILLA_AMQP_METHOD(10, 21, "connection.secure-ok", false);
   std::string response; // long string
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.longstr("response", ms.response...);
   }
@@ -101,7 +100,7 @@ struct connection_tune {
   uint16_t channel_max = 0;
   uint32_t frame_max = 0;
   uint16_t heartbeat = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("channel-max", ms.channel_max...);
     v.u32("frame-max", ms.frame_max...);
@@ -115,7 +114,7 @@ struct connection_tune_ok {
   uint16_t channel_max = 0;
   uint32_t frame_max = 0;
   uint16_t heartbeat = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("channel-max", ms.channel_max...);
     v.u32("frame-max", ms.frame_max...);
@@ -130,7 +129,7 @@ struct connection_open {
   std::string virtual_host = "/";
   std::string reserved1;
   bool reserved2 = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("virtual-host", ms.virtual_host...);
     v.shortstr("reserved-1", ms.reserved1...);
@@ -142,7 +141,7 @@ struct connection_open {
 struct connection_open_ok {
   FLOTILLA_AMQP_METHOD(10, 41, "connection.open-ok", false);
   std::string reserved1;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("reserved-1", ms.reserved1...);
   }
@@ -158,7 +157,7 @@ struct connection_close {
   std::string reply_text;
   uint16_t failing_class_id = 0;
   uint16_t failing_method_id = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reply-code", ms.reply_code...);
     v.shortstr("reply-text", ms.reply_text...);
@@ -178,7 +177,7 @@ struct connection_close_ok {
 struct connection_blocked {
   FLOTILLA_AMQP_METHOD(10, 60, "connection.blocked", false);
   std::string reason;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("reason", ms.reason...);
   }
@@ -196,7 +195,7 @@ struct connection_update_secret {
   FLOTILLA_AMQP_METHOD(10, 70, "connection.update-secret", false);
   std::string new_secret; // long string
   std::string reason;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.longstr("new-secret", ms.new_secret...);
     v.shortstr("reason", ms.reason...);
@@ -213,7 +212,7 @@ struct connection_update_secret_ok {
 struct channel_open {
   FLOTILLA_AMQP_METHOD(20, 10, "channel.open", false);
   std::string reserved1;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("reserved-1", ms.reserved1...);
   }
@@ -224,7 +223,7 @@ struct channel_open {
 struct channel_open_ok {
   FLOTILLA_AMQP_METHOD(20, 11, "channel.open-ok", false);
   std::string reserved1; // long string
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.longstr("reserved-1", ms.reserved1...);
   }
@@ -235,7 +234,7 @@ struct channel_open_ok {
 struct channel_flow {
   FLOTILLA_AMQP_METHOD(20, 20, "channel.flow", false);
   bool active = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.bit("active", ms.active...);
   }
@@ -245,7 +244,7 @@ struct channel_flow {
 struct channel_flow_ok {
   FLOTILLA_AMQP_METHOD(20, 21, "channel.flow-ok", false);
   bool active = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.bit("active", ms.active...);
   }
@@ -258,7 +257,7 @@ struct channel_close {
   std::string reply_text;
   uint16_t failing_class_id = 0;
   uint16_t failing_method_id = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reply-code", ms.reply_code...);
     v.shortstr("reply-text", ms.reply_text...);
@@ -285,7 +284,7 @@ struct exchange_declare {
   bool internal = false;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("exchange", ms.exchange...);
@@ -312,7 +311,7 @@ struct exchange_delete {
   std::string exchange;
   bool if_unused = false;
   bool no_wait = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("exchange", ms.exchange...);
@@ -337,7 +336,7 @@ struct exchange_bind {
   std::string routing_key;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("destination", ms.destination...);
@@ -364,7 +363,7 @@ struct exchange_unbind {
   std::string routing_key;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("destination", ms.destination...);
@@ -394,7 +393,7 @@ struct queue_declare {
   bool auto_delete = false;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -413,7 +412,7 @@ struct queue_declare_ok {
   std::string queue;
   uint32_t message_count = 0;
   uint32_t consumer_count = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("queue", ms.queue...);
     v.u32("message-count", ms.message_count...);
@@ -430,7 +429,7 @@ struct queue_bind {
   std::string routing_key;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -453,7 +452,7 @@ struct queue_purge {
   uint16_t reserved1 = 0;
   std::string queue;
   bool no_wait = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -465,7 +464,7 @@ struct queue_purge {
 struct queue_purge_ok {
   FLOTILLA_AMQP_METHOD(50, 31, "queue.purge-ok", false);
   uint32_t message_count = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u32("message-count", ms.message_count...);
   }
@@ -479,7 +478,7 @@ struct queue_delete {
   bool if_unused = false;
   bool if_empty = false;
   bool no_wait = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -493,7 +492,7 @@ struct queue_delete {
 struct queue_delete_ok {
   FLOTILLA_AMQP_METHOD(50, 41, "queue.delete-ok", false);
   uint32_t message_count = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u32("message-count", ms.message_count...);
   }
@@ -507,7 +506,7 @@ struct queue_unbind {
   std::string exchange;
   std::string routing_key;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -530,7 +529,7 @@ struct basic_qos {
   uint32_t prefetch_size = 0;
   uint16_t prefetch_count = 0;
   bool global = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u32("prefetch-size", ms.prefetch_size...);
     v.u16("prefetch-count", ms.prefetch_count...);
@@ -555,7 +554,7 @@ struct basic_consume {
   bool exclusive = false;
   bool no_wait = false;
   field_table arguments;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -572,7 +571,7 @@ struct basic_consume {
 struct basic_consume_ok {
   FLOTILLA_AMQP_METHOD(60, 21, "basic.consume-ok", false);
   std::string consumer_tag;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("consumer-tag", ms.consumer_tag...);
   }
@@ -584,7 +583,7 @@ struct basic_cancel {
   FLOTILLA_AMQP_METHOD(60, 30, "basic.cancel", false);
   std::string consumer_tag;
   bool no_wait = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("consumer-tag", ms.consumer_tag...);
     v.bit("no-wait", ms.no_wait...);
@@ -595,7 +594,7 @@ struct basic_cancel {
 struct basic_cancel_ok {
   FLOTILLA_AMQP_METHOD(60, 31, "basic.cancel-ok", false);
   std::string consumer_tag;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("consumer-tag", ms.consumer_tag...);
   }
@@ -609,7 +608,7 @@ struct basic_publish {
   std::string routing_key;
   bool mandatory = false;
   bool immediate = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("exchange", ms.exchange...);
@@ -626,7 +625,7 @@ struct basic_return {
   std::string reply_text;
   std::string exchange;
   std::string routing_key;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reply-code", ms.reply_code...);
     v.shortstr("reply-text", ms.reply_text...);
@@ -643,7 +642,7 @@ struct basic_deliver {
   bool redelivered = false;
   std::string exchange;
   std::string routing_key;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("consumer-tag", ms.consumer_tag...);
     v.u64("delivery-tag", ms.delivery_tag...);
@@ -659,7 +658,7 @@ struct basic_get {
   uint16_t reserved1 = 0;
   std::string queue;
   bool no_ack = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("reserved-1", ms.reserved1...);
     v.shortstr("queue", ms.queue...);
@@ -675,7 +674,7 @@ struct basic_get_ok {
   std::string exchange;
   std::string routing_key;
   uint32_t message_count = 0;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u64("delivery-tag", ms.delivery_tag...);
     v.bit("redelivered", ms.redelivered...);
@@ -689,7 +688,7 @@ struct basic_get_ok {
 struct basic_get_empty {
   FLOTILLA_AMQP_METHOD(60, 72, "basic.get-empty", false);
   std::string reserved1;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("reserved-1", ms.reserved1...);
   }
@@ -701,7 +700,7 @@ struct basic_ack {
   FLOTILLA_AMQP_METHOD(60, 80, "basic.ack", false);
   uint64_t delivery_tag = 0;
   bool multiple = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u64("delivery-tag", ms.delivery_tag...);
     v.bit("multiple", ms.multiple...);
@@ -713,7 +712,7 @@ struct basic_reject {
   FLOTILLA_AMQP_METHOD(60, 90, "basic.reject", false);
   uint64_t delivery_tag = 0;
   bool requeue = true;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u64("delivery-tag", ms.delivery_tag...);
     v.bit("requeue", ms.requeue...);
@@ -724,7 +723,7 @@ struct basic_reject {
 struct basic_recover_async {
   FLOTILLA_AMQP_METHOD(60, 100, "basic.recover-async", false);
   bool requeue = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.bit("requeue", ms.requeue...);
   }
@@ -734,7 +733,7 @@ struct basic_recover_async {
 struct basic_recover {
   FLOTILLA_AMQP_METHOD(60, 110, "basic.recover", false);
   bool requeue = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.bit("requeue", ms.requeue...);
   }
@@ -753,7 +752,7 @@ struct basic_nack {
   uint64_t delivery_tag = 0;
   bool multiple = false;
   bool requeue = true;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u64("delivery-tag", ms.delivery_tag...);
     v.bit("multiple", ms.multiple...);
@@ -766,7 +765,7 @@ struct basic_nack {
 struct confirm_select {
   FLOTILLA_AMQP_METHOD(85, 10, "confirm.select", false);
   bool no_wait = false;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.bit("no-wait", ms.no_wait...);
   }
@@ -825,7 +824,7 @@ struct access_request {
   bool active = true;
   bool write = true;
   bool read = true;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.shortstr("realm", ms.realm...);
     v.bit("exclusive", ms.exclusive...);
@@ -840,7 +839,7 @@ struct access_request {
 struct access_request_ok {
   FLOTILLA_AMQP_METHOD(30, 11, "access.request-ok", false);
   uint16_t ticket = 1;
-  template <class V, class... Ms>
+  template<class V, class... Ms>
   static void fields(V& v, Ms&... ms) {
     v.u16("ticket", ms.ticket...);
   }
@@ -852,71 +851,21 @@ struct access_request_ok {
 /// Any AMQP 0-9-1 method. Alternatives follow the class order of the spec;
 /// access.request/-ok (class 30) come last.
 using method = std::variant<
-  connection_start,
-  connection_start_ok,
-  connection_secure,
-  connection_secure_ok,
-  connection_tune,
-  connection_tune_ok,
-  connection_open,
-  connection_open_ok,
-  connection_close,
-  connection_close_ok,
-  connection_blocked,
-  connection_unblocked,
-  connection_update_secret,
-  connection_update_secret_ok,
-  channel_open,
-  channel_open_ok,
-  channel_flow,
-  channel_flow_ok,
-  channel_close,
-  channel_close_ok,
-  exchange_declare,
-  exchange_declare_ok,
-  exchange_delete,
-  exchange_delete_ok,
-  exchange_bind,
-  exchange_bind_ok,
-  exchange_unbind,
-  exchange_unbind_ok,
-  queue_declare,
-  queue_declare_ok,
-  queue_bind,
-  queue_bind_ok,
-  queue_purge,
-  queue_purge_ok,
-  queue_delete,
-  queue_delete_ok,
-  queue_unbind,
-  queue_unbind_ok,
-  basic_qos,
-  basic_qos_ok,
-  basic_consume,
-  basic_consume_ok,
-  basic_cancel,
-  basic_cancel_ok,
-  basic_publish,
-  basic_return,
-  basic_deliver,
-  basic_get,
-  basic_get_ok,
-  basic_get_empty,
-  basic_ack,
-  basic_reject,
-  basic_recover_async,
-  basic_recover,
-  basic_recover_ok,
-  basic_nack,
-  confirm_select,
-  confirm_select_ok,
-  tx_select,
-  tx_select_ok,
-  tx_commit,
-  tx_commit_ok,
-  tx_rollback,
-  tx_rollback_ok,
-  access_request,
+  connection_start, connection_start_ok, connection_secure,
+  connection_secure_ok, connection_tune, connection_tune_ok, connection_open,
+  connection_open_ok, connection_close, connection_close_ok, connection_blocked,
+  connection_unblocked, connection_update_secret, connection_update_secret_ok,
+  channel_open, channel_open_ok, channel_flow, channel_flow_ok, channel_close,
+  channel_close_ok, exchange_declare, exchange_declare_ok, exchange_delete,
+  exchange_delete_ok, exchange_bind, exchange_bind_ok, exchange_unbind,
+  exchange_unbind_ok, queue_declare, queue_declare_ok, queue_bind,
+  queue_bind_ok, queue_purge, queue_purge_ok, queue_delete, queue_delete_ok,
+  queue_unbind, queue_unbind_ok, basic_qos, basic_qos_ok, basic_consume,
+  basic_consume_ok, basic_cancel, basic_cancel_ok, basic_publish, basic_return,
+  basic_deliver, basic_get, basic_get_ok, basic_get_empty, basic_ack,
+  basic_reject, basic_recover_async, basic_recover, basic_recover_ok,
+  basic_nack, confirm_select, confirm_select_ok, tx_select, tx_select_ok,
+  tx_commit, tx_commit_ok, tx_rollback, tx_rollback_ok, access_request,
   access_request_ok>;
 
 /// Number of method types.
@@ -929,17 +878,17 @@ constexpr uint32_t method_key(uint16_t class_id, uint16_t method_id) {
 
 namespace detail {
 
-template <class T, class Variant>
+template<class T, class Variant>
 struct is_alternative;
 
-template <class T, class... Ts>
+template<class T, class... Ts>
 struct is_alternative<T, std::variant<Ts...>>
   : std::disjunction<std::is_same<T, Ts>...> {};
 
 /// Compares two methods field by field.
 struct method_equal {
   bool equal = true;
-  template <class T>
+  template<class T>
   void cmp(const T& a, const T& b) {
     equal = equal && a == b;
   }
@@ -972,8 +921,7 @@ struct method_equal {
 /// Appends method fields in wire format.
 class method_encoder {
 public:
-  explicit method_encoder(std::string& out) : out_(out) {
-  }
+  explicit method_encoder(std::string& out) : out_(out) {}
   void u8(const char*, uint8_t x) {
     bit_ = 8;
     wire::put_u8(out_, x);
@@ -1015,25 +963,25 @@ public:
 
 private:
   std::string& out_;
-  size_t at_ = 0;     ///< Position of the octet that takes the next bit.
-  unsigned bit_ = 8;  ///< Next bit in that octet; 8 means "start a new one".
+  size_t at_ = 0;    ///< Position of the octet that takes the next bit.
+  unsigned bit_ = 8; ///< Next bit in that octet; 8 means "start a new one".
 };
 
 } // namespace detail
 
 /// True for the method structs above.
-template <class T>
+template<class T>
 constexpr bool is_method_v = detail::is_alternative<T, method>::value;
 
 /// Returns true if all fields are equal.
-template <class M, std::enable_if_t<is_method_v<M>, int> = 0>
+template<class M, std::enable_if_t<is_method_v<M>, int> = 0>
 bool operator==(const M& a, const M& b) {
   detail::method_equal eq;
   M::fields(eq, a, b);
   return eq.equal;
 }
 
-template <class M, std::enable_if_t<is_method_v<M>, int> = 0>
+template<class M, std::enable_if_t<is_method_v<M>, int> = 0>
 bool operator!=(const M& a, const M& b) {
   return !(a == b);
 }
@@ -1070,7 +1018,7 @@ bool is_known_method(uint16_t class_id, uint16_t method_id);
 std::string describe(const method& m);
 
 /// Appends the method payload (class id, method id, arguments).
-template <class M>
+template<class M>
 void append_method_payload(std::string& out, const M& m) {
   static_assert(is_method_v<M>, "not an AMQP method struct");
   wire::put_u16(out, M::class_id);
@@ -1081,13 +1029,13 @@ void append_method_payload(std::string& out, const M& m) {
 
 /// Appends a whole method frame (type 1, channel, size, payload, 0xCE).
 /// Short strings longer than 255 bytes are truncated.
-template <class M>
+template<class M>
 void append_method_frame(std::string& out, uint16_t channel, const M& m) {
   auto start = out.size();
   append_frame_header(out, frame_type::method, channel, 0);
   append_method_payload(out, m);
-  wire::store_u32(&out[start + 3], static_cast<uint32_t>(
-                                     out.size() - start - frame_header_size));
+  wire::store_u32(&out[start + 3], static_cast<uint32_t>(out.size() - start
+                                                         - frame_header_size));
   out.push_back(static_cast<char>(frame_end));
 }
 

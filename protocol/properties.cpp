@@ -87,9 +87,9 @@ errc decode_basic_properties(std::string_view in, basic_properties& p) {
   for (uint16_t more = flags; (more & flag_continuation) != 0;)
     if (!r.u16(more) || (more & ~uint16_t{flag_continuation}) != 0)
       return errc::frame_error;
-  bool ok = read_shortstr(r, flags, flag_content_type, p.content_type)
-            && read_shortstr(r, flags, flag_content_encoding,
-                             p.content_encoding);
+  bool ok
+    = read_shortstr(r, flags, flag_content_type, p.content_type)
+      && read_shortstr(r, flags, flag_content_encoding, p.content_encoding);
   if (!ok)
     return errc::frame_error;
   if ((flags & flag_headers) != 0) {
@@ -182,13 +182,13 @@ void append_header_payload(std::string& out, uint64_t body_size,
   encode_basic_properties(out, p);
 }
 
-void append_header_frame(std::string& out, uint16_t channel,
-                         uint64_t body_size, const basic_properties& p) {
+void append_header_frame(std::string& out, uint16_t channel, uint64_t body_size,
+                         const basic_properties& p) {
   auto start = out.size();
   append_frame_header(out, frame_type::header, channel, 0);
   append_header_payload(out, body_size, p);
-  wire::store_u32(&out[start + 3], static_cast<uint32_t>(
-                                     out.size() - start - frame_header_size));
+  wire::store_u32(&out[start + 3], static_cast<uint32_t>(out.size() - start
+                                                         - frame_header_size));
   out.push_back(static_cast<char>(frame_end));
 }
 

@@ -17,17 +17,17 @@ struct basic_properties {
   std::optional<std::string> content_type;     ///< shortstr, flag bit 15
   std::optional<std::string> content_encoding; ///< shortstr, bit 14
   std::optional<field_table> headers;          ///< table, bit 13
-  std::optional<uint8_t> delivery_mode;        ///< octet, bit 12 (2 = persistent)
-  std::optional<uint8_t> priority;             ///< octet, bit 11
-  std::optional<std::string> correlation_id;   ///< shortstr, bit 10
-  std::optional<std::string> reply_to;         ///< shortstr, bit 9
-  std::optional<std::string> expiration;       ///< shortstr, bit 8 (ms, text)
-  std::optional<std::string> message_id;       ///< shortstr, bit 7
-  std::optional<uint64_t> timestamp;           ///< timestamp, bit 6
-  std::optional<std::string> type;             ///< shortstr, bit 5
-  std::optional<std::string> user_id;          ///< shortstr, bit 4
-  std::optional<std::string> app_id;           ///< shortstr, bit 3
-  std::optional<std::string> cluster_id;       ///< shortstr, bit 2
+  std::optional<uint8_t> delivery_mode;      ///< octet, bit 12 (2 = persistent)
+  std::optional<uint8_t> priority;           ///< octet, bit 11
+  std::optional<std::string> correlation_id; ///< shortstr, bit 10
+  std::optional<std::string> reply_to;       ///< shortstr, bit 9
+  std::optional<std::string> expiration;     ///< shortstr, bit 8 (ms, text)
+  std::optional<std::string> message_id;     ///< shortstr, bit 7
+  std::optional<uint64_t> timestamp;         ///< timestamp, bit 6
+  std::optional<std::string> type;           ///< shortstr, bit 5
+  std::optional<std::string> user_id;        ///< shortstr, bit 4
+  std::optional<std::string> app_id;         ///< shortstr, bit 3
+  std::optional<std::string> cluster_id;     ///< shortstr, bit 2
 };
 
 bool operator==(const basic_properties& a, const basic_properties& b);
@@ -69,8 +69,8 @@ void append_header_payload(std::string& out, uint64_t body_size,
                            const basic_properties& p);
 
 /// Appends a whole header frame for class basic.
-void append_header_frame(std::string& out, uint16_t channel,
-                         uint64_t body_size, const basic_properties& p);
+void append_header_frame(std::string& out, uint16_t channel, uint64_t body_size,
+                         const basic_properties& p);
 
 /// Appends a header frame around a payload encoded earlier (e.g. the
 /// raw_header of a received command), so deliveries skip re-encoding.

@@ -16,8 +16,8 @@ inline uint16_t load_u16(const char* p) {
 
 inline uint32_t load_u32(const char* p) {
   auto b = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16)
-         | (uint32_t{b[2]} << 8) | uint32_t{b[3]};
+  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8)
+         | uint32_t{b[3]};
 }
 
 inline uint64_t load_u64(const char* p) {
@@ -83,8 +83,7 @@ inline void put_longstr(std::string& out, std::string_view s) {
 /// for the strings it fills.
 class reader {
 public:
-  explicit reader(std::string_view in) : in_(in) {
-  }
+  explicit reader(std::string_view in) : in_(in) {}
 
   /// Returns the bytes not consumed yet.
   std::string_view rest() const {

@@ -38,13 +38,9 @@ class amqp_connection : public connection_sink,
 public:
   amqp_connection(tcp::socket sock, broker& b, std::atomic<size_t>& open)
     : socket_(std::move(sock)),
-      strand_(asio::make_strand(socket_.get_executor())),
-      timer_(strand_),
-      node_(b),
-      open_(open),
-      decoder_(protocol::frame_min_size),
-      assembler_(b.limits().max_message_size),
-      buf_(read_buffer_size) {
+      strand_(asio::make_strand(socket_.get_executor())), timer_(strand_),
+      node_(b), open_(open), decoder_(protocol::frame_min_size),
+      assembler_(b.limits().max_message_size), buf_(read_buffer_size) {
     ++open_;
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
@@ -71,10 +67,10 @@ public:
   // -- connection_sink (called from actor threads) ---------------------------
 
   void write(std::string bytes) override {
-    asio::post(strand_, [self = shared_from_this(),
-                         b = std::move(bytes)]() mutable {
-      self->queue_write(std::move(b));
-    });
+    asio::post(strand_,
+               [self = shared_from_this(), b = std::move(bytes)]() mutable {
+                 self->queue_write(std::move(b));
+               });
   }
 
   void close_after_flush() override {
@@ -136,8 +132,8 @@ private:
           read();
           return;
         case protocol::header_check::mismatch: {
-          FLOTILLA_LOG(warning, "connection " << info_.peer
-                                              << ": bad protocol header");
+          FLOTILLA_LOG(warning,
+                       "connection " << info_.peer << ": bad protocol header");
           closing_ = true;
           queue_write(std::string{protocol::protocol_header()});
           return;
@@ -159,8 +155,8 @@ private:
     });
     if (err != errc::none && batch_->error == errc::none) {
       batch_->error = err;
-      batch_->error_text = std::string{to_string(err)} + " - "
-                           + describe_error(err);
+      batch_->error_text
+        = std::string{to_string(err)} + " - " + describe_error(err);
     }
     bool fatal = batch_->error != errc::none;
     send_batch();
@@ -189,8 +185,8 @@ private:
     if (f.type == protocol::frame_type::heartbeat) {
       if (f.channel != 0 || !f.payload.empty()) {
         batch.error = errc::frame_error;
-        batch.error_text = "FRAME_ERROR - heartbeat on channel "
-                           + std::to_string(f.channel);
+        batch.error_text
+          = "FRAME_ERROR - heartbeat on channel " + std::to_string(f.channel);
         return errc::frame_error;
       }
       return errc::none;
@@ -219,8 +215,8 @@ private:
       send_batch();
       return errc::none;
     }
-    batch.error_text = std::string{to_string(err)} + " - "
-                       + describe_error(err);
+    batch.error_text
+      = std::string{to_string(err)} + " - " + describe_error(err);
     return err;
   }
 
@@ -293,15 +289,16 @@ private:
 
   void arm_timer(steady::duration d) {
     timer_.expires_after(d);
-    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-      if (ec || self->closed_)
-        return;
-      if (!self->header_done_) {
-        self->shutdown(); // No protocol header in time.
-        return;
-      }
-      self->on_heartbeat_tick();
-    });
+    timer_.async_wait(
+      [self = shared_from_this()](boost::system::error_code ec) {
+        if (ec || self->closed_)
+          return;
+        if (!self->header_done_) {
+          self->shutdown(); // No protocol header in time.
+          return;
+        }
+        self->on_heartbeat_tick();
+      });
   }
 
   void arm_heartbeat() {
@@ -384,8 +381,7 @@ private:
 struct amqp_server::impl {
   impl(broker& b, options o)
     : node(b), opts(std::move(o)), work(asio::make_work_guard(io)),
-      acceptor(io) {
-  }
+      acceptor(io) {}
 
   void accept() {
     acceptor.async_accept(asio::make_strand(io), [this](
@@ -404,8 +400,7 @@ struct amqp_server::impl {
         boost::system::error_code ignored;
         sock.close(ignored);
       } else {
-        std::make_shared<amqp_connection>(std::move(sock), node, open)
-          ->start();
+        std::make_shared<amqp_connection>(std::move(sock), node, open)->start();
       }
       accept();
     });
@@ -426,8 +421,8 @@ amqp_server::amqp_server(broker& b, options opts)
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(o.interface, ec);
   if (ec)
-    throw std::runtime_error("invalid --interface '" + o.interface
-                             + "': " + ec.message());
+    throw std::runtime_error("invalid --interface '"
+                             + o.interface + "': " + ec.message());
   tcp::endpoint ep{addr, o.port};
   auto& acc = impl_->acceptor;
   acc.open(ep.protocol(), ec);
@@ -455,7 +450,9 @@ void amqp_server::start() {
   impl_->accept();
   auto n = std::max(1u, impl_->opts.io_threads);
   for (unsigned i = 0; i < n; ++i)
-    impl_->threads.emplace_back([this] { impl_->io.run(); });
+    impl_->threads.emplace_back([this] {
+      impl_->io.run();
+    });
 }
 
 void amqp_server::stop_accepting() {

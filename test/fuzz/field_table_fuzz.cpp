@@ -17,7 +17,7 @@ using namespace flotilla::protocol;
 
 namespace {
 
-template <class T, class Decode, class Encode>
+template<class T, class Decode, class Encode>
 void check(std::string_view input, Decode decode, Encode encode) {
   std::string_view in = input;
   T value;
@@ -48,19 +48,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     [](std::string_view& in, field_table& t) {
       return decode_field_table(in, t);
     },
-    [](std::string& out, const field_table& t) { encode_field_table(out, t); });
+    [](std::string& out, const field_table& t) {
+      encode_field_table(out, t);
+    });
   check<field_array>(
     input,
     [](std::string_view& in, field_array& a) {
       return decode_field_array(in, a);
     },
-    [](std::string& out, const field_array& a) { encode_field_array(out, a); });
+    [](std::string& out, const field_array& a) {
+      encode_field_array(out, a);
+    });
   check<field_value>(
     input,
     [](std::string_view& in, field_value& v) {
       return decode_field_value(in, v);
     },
-    [](std::string& out, const field_value& v) { encode_field_value(out, v); });
+    [](std::string& out, const field_value& v) {
+      encode_field_value(out, v);
+    });
 
   // Two tables back to back: binding arguments and message headers.
   std::string_view in = input;
@@ -71,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto r = headers_match(binding, have_headers ? &headers : nullptr);
     // Matching is deterministic and total.
     FUZZ_CHECK(r == headers_match(binding, have_headers ? &headers : nullptr));
-    (void) headers_match_kind_of(binding);
+    (void)headers_match_kind_of(binding);
   }
   return 0;
 }

@@ -66,7 +66,9 @@ struct pipeline {
     if (final != errc::none)
       return;
     auto e = dec.feed(reinterpret_cast<const char*>(data), size,
-                      [this](const frame_view& f) { return on_frame(f); });
+                      [this](const frame_view& f) {
+                        return on_frame(f);
+                      });
     final = e;
     FUZZ_CHECK(dec.failed() == (e != errc::none));
     FUZZ_CHECK(dec.buffered() < fuzz_frame_max);

@@ -75,27 +75,27 @@ basic_properties full_properties() {
 
 void publish(std::string& s, uint16_t ch, std::string_view body,
              const basic_properties& p, uint32_t frame_max = 4096) {
-  append_method_frame(s, ch, basic_publish{0, "amq.topic", "a.b.c", true,
-                                           false});
+  append_method_frame(s, ch,
+                      basic_publish{0, "amq.topic", "a.b.c", true, false});
   append_header_frame(s, ch, body.size(), p);
   append_body_frames(s, ch, body, frame_max);
 }
 
 void frame_corpus() {
   std::string s;
-  append_method_frame(s, 0, connection_start_ok{client_properties(), "PLAIN",
-                                                std::string("\0guest\0guest",
-                                                            12),
-                                                "en_US"});
+  append_method_frame(s, 0,
+                      connection_start_ok{client_properties(), "PLAIN",
+                                          std::string("\0guest\0guest", 12),
+                                          "en_US"});
   append_method_frame(s, 0, connection_tune_ok{2047, 4096, 60});
   append_method_frame(s, 0, connection_open{"/", "", false});
   append_method_frame(s, 1, channel_open{});
   write("frame", "client_handshake", s);
 
   std::string server;
-  append_method_frame(server, 0,
-                      connection_start{0, 9, client_properties(),
-                                       "PLAIN AMQPLAIN", "en_US"});
+  append_method_frame(
+    server, 0,
+    connection_start{0, 9, client_properties(), "PLAIN AMQPLAIN", "en_US"});
   append_method_frame(server, 0, connection_tune{2047, 4096, 60});
   append_method_frame(server, 0, connection_open_ok{});
   append_method_frame(server, 1, channel_open_ok{});
@@ -167,8 +167,7 @@ void frame_corpus() {
   write("frame", "topology", s);
 
   s.clear();
-  append_method_frame(s, 1, channel_close{406, "PRECONDITION_FAILED", 50,
-                                          10});
+  append_method_frame(s, 1, channel_close{406, "PRECONDITION_FAILED", 50, 10});
   append_method_frame(s, 1, channel_close_ok{});
   append_method_frame(s, 0, connection_close{200, "bye", 0, 0});
   append_method_frame(s, 0, connection_close_ok{});
@@ -235,8 +234,8 @@ void method_corpus() {
     append_method_payload(s, m);
     write("method", name, s);
   };
-  put("connection_start", connection_start{0, 9, client_properties(),
-                                           "PLAIN", "en_US"});
+  put("connection_start",
+      connection_start{0, 9, client_properties(), "PLAIN", "en_US"});
   put("connection_start_ok",
       connection_start_ok{client_properties(), "PLAIN",
                           std::string("\0u\0p", 4), "en_US"});
@@ -244,8 +243,7 @@ void method_corpus() {
   put("connection_open", connection_open{"/vhost", "", true});
   put("connection_close", connection_close{320, "CONNECTION_FORCED", 0, 0});
   put("connection_blocked", connection_blocked{"low on memory"});
-  put("connection_update_secret",
-      connection_update_secret{"token", "refresh"});
+  put("connection_update_secret", connection_update_secret{"token", "refresh"});
   put("channel_flow", channel_flow{true});
   exchange_declare ed;
   ed.exchange = "logs";
@@ -329,12 +327,24 @@ void matching_corpus() {
       std::string out;
       for (char c : s) {
         switch (c) {
-          case 'a': out.push_back(8); break;   // 8 % 8 = 0 -> 'a'
-          case 'b': out.push_back(1); break;
-          case '.': out.push_back(2); break;
-          case '*': out.push_back(3); break;
-          case '#': out.push_back(4); break;
-          default: out.push_back(7); break;    // 'x'
+          case 'a':
+            out.push_back(8);
+            break; // 8 % 8 = 0 -> 'a'
+          case 'b':
+            out.push_back(1);
+            break;
+          case '.':
+            out.push_back(2);
+            break;
+          case '*':
+            out.push_back(3);
+            break;
+          case '#':
+            out.push_back(4);
+            break;
+          default:
+            out.push_back(7);
+            break; // 'x'
         }
       }
       return out;
@@ -350,8 +360,7 @@ void matching_corpus() {
   put("many_hashes", "#.a.#.b.#", "x.a.x.x.b.x.a");
   // Extra segments are more trie patterns: "a.#", "*.b", "#", "a.b".
   put("trie", "a.*", "a.b",
-      std::string("\0\x08\x02\x04\0\x03\x02\x01\0\x04\0\x08\x02\x01",
-                  14));
+      std::string("\0\x08\x02\x04\0\x03\x02\x01\0\x04\0\x08\x02\x01", 14));
 }
 
 } // namespace

@@ -40,8 +40,7 @@ struct reference {
 
   reference(const std::vector<std::string_view>& p,
             const std::vector<std::string_view>& k)
-    : p(p), k(k), memo((p.size() + 1) * (k.size() + 1), -1) {
-  }
+    : p(p), k(k), memo((p.size() + 1) * (k.size() + 1), -1) {}
 
   bool match(size_t i, size_t j) {
     auto& m = memo[i * (k.size() + 1) + j];
@@ -95,9 +94,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (i == 1)
       continue;
     uint64_t id = i % 5;
-    bool fresh = std::find(bound.begin(), bound.end(),
-                           std::make_pair(segments[i], id))
-                 == bound.end();
+    bool fresh
+      = std::find(bound.begin(), bound.end(), std::make_pair(segments[i], id))
+        == bound.end();
     FUZZ_CHECK(trie.insert(segments[i], id) == fresh);
     if (fresh)
       bound.emplace_back(segments[i], id);

@@ -19,7 +19,11 @@ namespace {
 
 std::string payload_of(const method& m) {
   std::string s;
-  std::visit([&s](const auto& x) { append_method_payload(s, x); }, m);
+  std::visit(
+    [&s](const auto& x) {
+      append_method_payload(s, x);
+    },
+    m);
   return s;
 }
 
@@ -44,9 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(once.size() == size);
   } else {
     FUZZ_CHECK(e == errc::frame_error || e == errc::command_invalid);
-    FUZZ_CHECK((e == errc::command_invalid)
-               == !is_known_method(static_cast<uint16_t>(data[0] << 8 | data[1]),
-                                   static_cast<uint16_t>(data[2] << 8 | data[3])));
+    FUZZ_CHECK(
+      (e == errc::command_invalid)
+      == !is_known_method(static_cast<uint16_t>(data[0] << 8 | data[1]),
+                          static_cast<uint16_t>(data[2] << 8 | data[3])));
   }
 
   content_header h;

@@ -50,52 +50,52 @@ using namespace flotilla::protocol;
 
 TEST_SUITE("protocol") {
 
-TEST_CASE("hot path: the allocation counter works") {
-  start_counting();
-  std::string s(1000, 'x');
-  auto n = stop_counting();
-  CHECK(s.size() == 1000);
-  CHECK(n >= 1);
-}
+  TEST_CASE("hot path: the allocation counter works") {
+    start_counting();
+    std::string s(1000, 'x');
+    auto n = stop_counting();
+    CHECK(s.size() == 1000);
+    CHECK(n >= 1);
+  }
 
-TEST_CASE("hot path: small methods decode without allocating") {
-  std::string wire;
-  append_method_frame(wire, 1, basic_ack{12345, true});
-  queue_declare qd;
-  qd.queue = "short-name";
-  append_method_frame(wire, 1, qd);
-  append_method_frame(wire, 1, basic_qos{0, 10, false});
-  append_heartbeat_frame(wire);
+  TEST_CASE("hot path: small methods decode without allocating") {
+    std::string wire;
+    append_method_frame(wire, 1, basic_ack{12345, true});
+    queue_declare qd;
+    qd.queue = "short-name";
+    append_method_frame(wire, 1, qd);
+    append_method_frame(wire, 1, basic_qos{0, 10, false});
+    append_heartbeat_frame(wire);
 
-  frame_decoder dec{131072};
-  command_assembler assembler;
-  size_t commands = 0;
-  uint64_t last_tag = 0;
-  start_counting();
-  auto e = dec.feed(wire.data(), wire.size(), [&](const frame_view& f) {
-    return assembler.on_frame(f, [&](command&& c) {
-      ++commands;
-      if (auto* ack = std::get_if<basic_ack>(&c.m))
-        last_tag = ack->delivery_tag;
-      return errc::none;
+    frame_decoder dec{131072};
+    command_assembler assembler;
+    size_t commands = 0;
+    uint64_t last_tag = 0;
+    start_counting();
+    auto e = dec.feed(wire.data(), wire.size(), [&](const frame_view& f) {
+      return assembler.on_frame(f, [&](command&& c) {
+        ++commands;
+        if (auto* ack = std::get_if<basic_ack>(&c.m))
+          last_tag = ack->delivery_tag;
+        return errc::none;
+      });
     });
-  });
-  auto n = stop_counting();
-  CHECK(e == errc::none);
-  CHECK(commands == 3);
-  CHECK(last_tag == 12345);
-  CHECK(n == 0);
-}
+    auto n = stop_counting();
+    CHECK(e == errc::none);
+    CHECK(commands == 3);
+    CHECK(last_tag == 12345);
+    CHECK(n == 0);
+  }
 
-TEST_CASE("hot path: encoding into a reserved buffer does not allocate") {
-  std::string out;
-  out.reserve(4096);
-  start_counting();
-  append_method_frame(out, 1, basic_deliver{"ctag", 1, false, "ex", "rk"});
-  append_method_frame(out, 1, basic_ack{1, false});
-  append_heartbeat_frame(out);
-  auto n = stop_counting();
-  CHECK(n == 0);
-}
+  TEST_CASE("hot path: encoding into a reserved buffer does not allocate") {
+    std::string out;
+    out.reserve(4096);
+    start_counting();
+    append_method_frame(out, 1, basic_deliver{"ctag", 1, false, "ex", "rk"});
+    append_method_frame(out, 1, basic_ack{1, false});
+    append_heartbeat_frame(out);
+    auto n = stop_counting();
+    CHECK(n == 0);
+  }
 
 } // TEST_SUITE

@@ -52,11 +52,9 @@ inline decode_result decode_split(std::string_view input,
   auto feed_to = [&](size_t end) {
     if (r.error != errc::none)
       return;
-    r.error = dec.feed(input.data() + pos, end - pos,
-                       [&](const frame_view& f) {
-                         r.frames.push_back(
-                           {f.type, f.channel, std::string{f.payload}});
-                       });
+    r.error = dec.feed(input.data() + pos, end - pos, [&](const frame_view& f) {
+      r.frames.push_back({f.type, f.channel, std::string{f.payload}});
+    });
     pos = end;
   };
   for (auto c : cuts)
@@ -71,12 +69,12 @@ inline decode_result decode_whole(std::string_view input,
 }
 
 /// Calls f(M{}) for every method type M.
-template <class F, size_t... I>
+template<class F, size_t... I>
 void for_each_method_type_impl(F& f, std::index_sequence<I...>) {
   (f(std::variant_alternative_t<I, method>{}), ...);
 }
 
-template <class F>
+template<class F>
 void for_each_method_type(F&& f) {
   for_each_method_type_impl(f, std::make_index_sequence<method_count>{});
 }
