@@ -12,7 +12,9 @@ namespace pr = flotilla::protocol;
 
 namespace {
 
-caf::behavior idle_actor() {
+// Takes an argument because CAF 0.17 binds a reference to a null pointer
+// when spawning a function actor without arguments (UBSan reports it).
+caf::behavior idle_actor(int) {
   return {[](int) {}};
 }
 
@@ -28,7 +30,7 @@ struct routing_fixture {
   }
 
   caf::actor add_queue(const std::string& name) {
-    auto a = sys.spawn(idle_actor);
+    auto a = sys.spawn(idle_actor, 0);
     spawned.push_back(a);
     auto q = std::make_shared<queue_entry>();
     q->name = name;
