@@ -346,6 +346,9 @@ bool parse_sasl_plain(std::string_view response, std::string& user,
   // What is left is the password: it must not hold a third NUL.
   if (authcid.empty() || response.find('\0') != std::string_view::npos)
     return false;
+  // No proxy authorization: a client may not ask to act as another user.
+  if (!authzid.empty() && authzid != authcid)
+    return false;
   user = std::string(authcid);
   pass = std::string(response);
   return true;

@@ -42,10 +42,12 @@ TEST_SUITE("config") {
     CHECK(parse_sasl_plain("\0guest\0guest"s, user, pass));
     CHECK(user == "guest");
     CHECK(pass == "guest");
-    // A non-empty authzid is accepted and ignored.
-    CHECK(parse_sasl_plain("admin\0bob\0p@ss word"s, user, pass));
+    // An authzid equal to the authcid is accepted; acting as another user
+    // (proxy authorization) is not.
+    CHECK(parse_sasl_plain("bob\0bob\0p@ss word"s, user, pass));
     CHECK(user == "bob");
     CHECK(pass == "p@ss word");
+    CHECK(!parse_sasl_plain("admin\0bob\0p@ss word"s, user, pass));
     CHECK(parse_sasl_plain("\0bob\0"s, user, pass));
     CHECK(user == "bob");
     CHECK(pass.empty());
