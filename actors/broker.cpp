@@ -134,11 +134,6 @@ void broker::remove_connection(const caf::actor& a) {
   connections_.erase(a);
 }
 
-size_t broker::connection_count() const {
-  std::lock_guard<std::mutex> guard{connections_mtx_};
-  return connections_.size();
-}
-
 void broker::close_all_connections(const std::string& reason) {
   std::vector<caf::actor> all;
   {

@@ -73,10 +73,9 @@ public:
     return ++connection_ids_;
   }
 
-  /// Connection registry, used for shutdown and statistics.
+  /// Connection registry, used for shutdown.
   void add_connection(const caf::actor& a);
   void remove_connection(const caf::actor& a);
-  size_t connection_count() const;
 
   /// Closes every client connection with 320 CONNECTION_FORCED.
   void close_all_connections(const std::string& reason);

@@ -301,8 +301,7 @@ void on_connection_method(connection_state& st, pr::command& cmd) {
     st.finish();
   } else if (std::holds_alternative<pr::connection_close_ok>(cmd.m)) {
     st.finish();
-  } else if (auto* u = std::get_if<pr::connection_update_secret>(&cmd.m)) {
-    (void)u;
+  } else if (std::holds_alternative<pr::connection_update_secret>(cmd.m)) {
     pr::append_method_frame(st.out, 0, pr::connection_update_secret_ok{});
   } else if (std::holds_alternative<pr::connection_blocked>(cmd.m)
              || std::holds_alternative<pr::connection_unblocked>(cmd.m)) {
@@ -331,8 +330,7 @@ void on_channel_level(connection_state& st, pr::command& cmd) {
     return;
   }
   auto i = st.channels.find(ch);
-  if (auto* open = std::get_if<pr::channel_open>(&cmd.m)) {
-    (void)open;
+  if (std::holds_alternative<pr::channel_open>(cmd.m)) {
     if (i != st.channels.end()) {
       st.connection_error(errc::channel_error,
                           "CHANNEL_ERROR - second 'channel.open' seen", 20, 10);

@@ -85,8 +85,8 @@ std::string hash_password(std::string_view password);
 /// Parses a SASL PLAIN response, "authzid NUL authcid NUL password" (RFC
 /// 4616). There is no proxy authorization: the authzid must be empty or
 /// equal to the authcid; `user` receives the authcid. Returns false unless
-/// there are exactly two NULs, a non-empty authcid and such an authzid. `user` and `pass` are set
-/// only on success.
+/// there are exactly two NULs, a non-empty authcid and such an authzid. `user`
+/// and `pass` are set only on success.
 bool parse_sasl_plain(std::string_view response, std::string& user,
                       std::string& pass);
 
