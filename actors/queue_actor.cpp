@@ -278,13 +278,15 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
         if (persistent && !reply.rejected[i])
           durable.push_back(i);
       }
+      // The publishes go to the store before dispatch() sends the acks of
+      // deliveries it makes (the store must see a publish before its ack).
       // Deliveries may go out before the fsync (as in RabbitMQ); the
       // confirm waits for it.
       auto ops = take_store_ops(self);
-      dispatch(self);
       if (durable.empty()) {
         if (!ops.ops.empty())
           self->send(st.store, persist_atom::value, std::move(ops));
+        dispatch(self);
         return reply;
       }
       auto rp = self->make_response_promise<enqueue_reply>();
@@ -303,6 +305,7 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
               reply.rejected[i] = 1;
             rp.deliver(std::move(reply));
           });
+      dispatch(self);
       return rp;
     },
     [=](consume_atom, consumer_spec& spec) -> op_result {

@@ -70,6 +70,26 @@ def test_acked_messages_do_not_come_back(broker, connect, how):
     assert get_all(ch, "dq") == [b"m6", b"m7", b"m8", b"m9"]
 
 
+def test_messages_consumed_with_auto_ack_while_confirming_stay_gone(broker, connect):
+    # A consumer is waiting, so each confirmed publish is delivered (and, with
+    # auto-ack, settled) in the same step that writes it to the store: the
+    # store must see the publish before that settlement, or the message
+    # would come back after a restart.
+    c = connect(broker)
+    ch = c.channel()
+    ch.queue_declare("dq", durable=True)
+    got = []
+    ch.basic_consume("dq", lambda ch_, m, p, body: got.append(body), auto_ack=True)
+    ch.confirm_delivery()
+    for i in range(50):
+        ch.basic_publish("", "dq", b"m%d" % i, pika.BasicProperties(delivery_mode=2))
+    pump_until(c, lambda: len(got) == 50, message="deliveries")
+    c.close()
+    broker.restart()
+    ch = connect(broker).channel()
+    assert get_all(ch, "dq") == []
+
+
 def test_durable_exchange_and_bindings_survive_restart(broker, connect):
     c = connect(broker)
     ch = c.channel()
