@@ -31,15 +31,6 @@ caf::behavior exchange_impl(caf::stateful_actor<exchange_state>* self,
       r.message_count = static_cast<uint32_t>(x.binding_count());
       return r;
     },
-    [=](unbindall_atom, bool to_exchange,
-        const std::string& name) -> op_result {
-      auto& x = *self->state.entry;
-      op_result r;
-      r.consumer_count
-        = static_cast<uint32_t>(x.remove_bindings_to(to_exchange, name));
-      r.message_count = static_cast<uint32_t>(x.binding_count());
-      return r;
-    },
   };
 }
 

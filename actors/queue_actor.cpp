@@ -374,10 +374,6 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       self->state.model->release(owner, ids);
       dispatch(self);
     },
-    [=](recover_atom, uint64_t owner) {
-      self->state.model->recover(owner, true);
-      dispatch(self);
-    },
     [=](closed_atom, uint64_t owner) {
       auto& st = self->state;
       std::vector<uint64_t> gone;

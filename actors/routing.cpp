@@ -133,14 +133,6 @@ size_t exchange_entry::binding_count() const {
   return count_;
 }
 
-std::vector<binding> exchange_entry::bindings() const {
-  std::shared_lock<std::shared_mutex> guard{mtx_};
-  std::vector<binding> result = bindings_;
-  for (auto& kv : direct_)
-    result.insert(result.end(), kv.second.begin(), kv.second.end());
-  return result;
-}
-
 bool binding_matches(exchange_kind kind, const binding& b,
                      const std::string& key,
                      const protocol::field_table* headers) {

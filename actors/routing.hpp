@@ -40,9 +40,10 @@ struct binding {
   binding_dest dest;
 };
 
-/// One exchange's routing state. Written only by its exchange actor (under
-/// the unique lock), read by publishing connections (under the shared lock),
-/// so a publish routes without a mailbox hop to the exchange.
+/// One exchange's routing state. Written under the unique lock by its
+/// exchange actor (bind, unbind) and by the vhost actor (destination deleted,
+/// restore at startup); read by publishing connections under the shared
+/// lock, so a publish routes without a mailbox hop to the exchange.
 class exchange_entry {
 public:
   exchange_entry(std::string name, exchange_kind kind, bool durable,
@@ -74,9 +75,6 @@ public:
 
   /// Returns the number of bindings with this exchange as source.
   size_t binding_count() const;
-
-  /// Returns a copy of all bindings (for listings).
-  std::vector<binding> bindings() const;
 
   /// Calls `f(const binding_dest&)` for every binding matching
   /// `key`/`headers`, under the shared lock (`f` must not write bindings).
