@@ -12,51 +12,11 @@
 
 #include "fuzz_check.hpp"
 #include "protocol/matching.hpp"
+#include "test/unit/protocol/topic_reference.hpp"
 
 using namespace flotilla::protocol;
 
 namespace {
-
-std::vector<std::string_view> words(std::string_view s) {
-  std::vector<std::string_view> out;
-  if (s.empty())
-    return out;
-  size_t at = 0;
-  for (;;) {
-    auto dot = s.find('.', at);
-    if (dot == std::string_view::npos) {
-      out.push_back(s.substr(at));
-      return out;
-    }
-    out.push_back(s.substr(at, dot - at));
-    at = dot + 1;
-  }
-}
-
-struct reference {
-  const std::vector<std::string_view>& p;
-  const std::vector<std::string_view>& k;
-  std::vector<signed char> memo; // -1 unknown
-
-  reference(const std::vector<std::string_view>& p,
-            const std::vector<std::string_view>& k)
-    : p(p), k(k), memo((p.size() + 1) * (k.size() + 1), -1) {}
-
-  bool match(size_t i, size_t j) {
-    auto& m = memo[i * (k.size() + 1) + j];
-    if (m >= 0)
-      return m != 0;
-    bool r;
-    if (i == p.size())
-      r = j == k.size();
-    else if (p[i] == "#")
-      r = match(i + 1, j) || (j < k.size() && match(i, j + 1));
-    else
-      r = j < k.size() && (p[i] == "*" || p[i] == k[j]) && match(i + 1, j + 1);
-    m = r ? 1 : 0;
-    return r;
-  }
-};
 
 char map_char(uint8_t c) {
   static const char alphabet[] = {'a', 'b', '.', '*', '#', '.', 'a', 'x'};
@@ -77,10 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto& pattern = segments[0];
   std::string key = segments.size() > 1 ? segments[1] : std::string{};
-  auto pw = words(pattern);
-  auto kw = words(key);
-  reference ref{pw, kw};
-  FUZZ_CHECK(topic_match(pattern, key) == ref.match(0, 0));
+  FUZZ_CHECK(topic_match(pattern, key)
+             == flotilla::test::reference_topic_match(pattern, key));
   // "#" matches everything, and every key matches itself read as a pattern
   // ("*" and "#" each match themselves as one word).
   FUZZ_CHECK(topic_match("#", key));

@@ -1,44 +1,9 @@
 #include <doctest/doctest.h>
 
 #include "protocol/matching.hpp"
+#include "test/unit/protocol/topic_reference.hpp"
 
 using namespace flotilla::protocol;
-
-namespace {
-
-// A slow reference: split into words and try every assignment recursively.
-std::vector<std::string_view> words(std::string_view s) {
-  std::vector<std::string_view> out;
-  if (s.empty())
-    return out;
-  size_t at = 0;
-  for (;;) {
-    auto dot = s.find('.', at);
-    if (dot == std::string_view::npos) {
-      out.push_back(s.substr(at));
-      return out;
-    }
-    out.push_back(s.substr(at, dot - at));
-    at = dot + 1;
-  }
-}
-
-bool reference_match(const std::vector<std::string_view>& p, size_t i,
-                     const std::vector<std::string_view>& k, size_t j) {
-  if (i == p.size())
-    return j == k.size();
-  if (p[i] == "#") {
-    for (size_t n = j; n <= k.size(); ++n)
-      if (reference_match(p, i + 1, k, n))
-        return true;
-    return false;
-  }
-  if (j == k.size())
-    return false;
-  return (p[i] == "*" || p[i] == k[j]) && reference_match(p, i + 1, k, j + 1);
-}
-
-} // namespace
 
 TEST_SUITE("protocol") {
 
@@ -109,7 +74,7 @@ TEST_SUITE("protocol") {
       CAPTURE(r.pattern);
       CAPTURE(r.key);
       CHECK(topic_match(r.pattern, r.key) == r.match);
-      CHECK(reference_match(words(r.pattern), 0, words(r.key), 0) == r.match);
+      CHECK(flotilla::test::reference_topic_match(r.pattern, r.key) == r.match);
     }
   }
 
@@ -136,7 +101,7 @@ TEST_SUITE("protocol") {
     size_t checked = 0;
     for (auto& p : patterns)
       for (auto& k : keys) {
-        if (topic_match(p, k) != reference_match(words(p), 0, words(k), 0)) {
+        if (topic_match(p, k) != flotilla::test::reference_topic_match(p, k)) {
           FAIL_CHECK("mismatch for pattern '" << p << "' key '" << k << "'");
         }
         ++checked;
