@@ -30,5 +30,11 @@ using dispatch_atom = caf::atom_constant<caf::atom("dispatch")>;
 using persist_atom = caf::atom_constant<caf::atom("persist")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using restore_atom = caf::atom_constant<caf::atom("restore")>;
+/// Management: statistics snapshots (actors/stats.hpp) and broker events.
+using mgmt_atom = caf::atom_constant<caf::atom("mgmt")>;
+using event_atom = caf::atom_constant<caf::atom("event")>;
+using unblock_atom = caf::atom_constant<caf::atom("unblock")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using page_atom = caf::atom_constant<caf::atom("page")>;
 
 } // namespace flotilla

@@ -24,7 +24,10 @@ void broker::add_vhost(const std::string& name) {
   if (vhosts_.count(name) > 0)
     return;
   auto table = std::make_shared<vhost_table>(name);
-  auto actor = spawn_vhost(sys_, table, vhost_durability{store_, queue_ids_});
+  auto actor
+    = spawn_vhost(sys_, table,
+                  vhost_durability{store_, queue_ids_, limits_.paging_dir,
+                                   limits_.queue_memory_limit});
   vhosts_.emplace(name, vhost_ref{name, actor, table});
 }
 
@@ -124,6 +127,24 @@ std::string broker::restore(recovered_state& state) {
          + std::to_string(bad) + " undecodable records)";
 }
 
+std::vector<const vhost_ref*> broker::vhosts() const {
+  std::vector<const vhost_ref*> result;
+  for (auto& kv : vhosts_)
+    result.push_back(&kv.second);
+  return result;
+}
+
+std::vector<caf::actor> broker::connections() const {
+  std::lock_guard<std::mutex> guard{connections_mtx_};
+  return {connections_.begin(), connections_.end()};
+}
+
+void broker::set_event_sink(std::shared_ptr<event_sink> sink) {
+  events_ = std::move(sink);
+  for (auto& kv : vhosts_)
+    kv.second.table->set_event_sink(events_);
+}
+
 void broker::add_connection(const caf::actor& a) {
   std::lock_guard<std::mutex> guard{connections_mtx_};
   connections_.insert(a);
@@ -142,6 +163,45 @@ void broker::close_all_connections(const std::string& reason) {
   }
   for (auto& a : all)
     caf::anon_send(a, shutdown_atom::value, reason);
+}
+
+void broker::set_alarm(alarm_source source, bool on) {
+  auto before = on ? alarms_.fetch_or(source) : alarms_.fetch_and(~source);
+  auto after = on ? before | source : before & ~source;
+  if (before == after)
+    return;
+  static constexpr const char* names[]
+    = {"memory", "disk free space", "journal write"};
+  const char* name = source == memory_alarm ? names[0]
+                     : source == disk_alarm ? names[1]
+                                            : names[2];
+  if (on)
+    FLOTILLA_LOG(warning, "resource alarm set: " << name
+                                                 << "; connections that "
+                                                    "publish are blocked");
+  else
+    FLOTILLA_LOG(warning, "resource alarm cleared: " << name);
+  if (after != 0 || before == 0)
+    return;
+  FLOTILLA_LOG(warning, "all resource alarms cleared; publishers resume");
+  std::vector<caf::actor> all;
+  {
+    std::lock_guard<std::mutex> guard{connections_mtx_};
+    all.assign(connections_.begin(), connections_.end());
+  }
+  for (auto& a : all)
+    caf::anon_send(a, unblock_atom::value);
+}
+
+std::string broker::blocked_reason() const {
+  auto a = alarms();
+  bool memory = (a & memory_alarm) != 0;
+  bool disk = (a & (disk_alarm | store_alarm)) != 0;
+  if (memory && disk)
+    return "low on memory and low on disk";
+  if (memory)
+    return "low on memory";
+  return "low on disk";
 }
 
 void broker::stop() {

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
@@ -19,6 +20,8 @@ class user_db;
 
 namespace flotilla {
 
+class event_sink;
+
 /// Limits and defaults the connection actors negotiate with clients.
 struct broker_limits {
   uint32_t frame_max = 131072;
@@ -28,6 +31,10 @@ struct broker_limits {
   bool auth = true;
   std::string node_name = "flotilla";
   std::string cluster_name = "flotilla";
+  /// Message bytes a queue keeps in memory before paging (0: never).
+  uint64_t queue_memory_limit = 0;
+  /// Where queues page messages out to; empty: never page.
+  std::string paging_dir;
 };
 
 /// One virtual host: its actor (owner of names) and its routing table.
@@ -73,9 +80,27 @@ public:
     return ++connection_ids_;
   }
 
-  /// Connection registry, used for shutdown.
+  /// Connection registry, used for shutdown and management.
   void add_connection(const caf::actor& a);
   void remove_connection(const caf::actor& a);
+
+  // -- management
+  // --------------------------------------------------------------
+
+  /// Returns the vhosts, by name (startup adds them; the list is then fixed).
+  std::vector<const vhost_ref*> vhosts() const;
+
+  /// Returns the open client connections (a snapshot).
+  std::vector<caf::actor> connections() const;
+
+  /// Sets where broker events go (startup only, after restore and before the
+  /// listener starts); also hands it to every vhost table.
+  void set_event_sink(std::shared_ptr<event_sink> sink);
+
+  /// Returns the event sink, or nullptr.
+  event_sink* events() const {
+    return events_.get();
+  }
 
   /// Closes every client connection with 320 CONNECTION_FORCED.
   void close_all_connections(const std::string& reason);
@@ -87,6 +112,33 @@ public:
     return store_;
   }
 
+  // -- resource alarms --------------------------------------------------------
+
+  /// Alarm sources; while any is set, connections that publish are blocked.
+  enum alarm_source : uint32_t {
+    memory_alarm = 1, ///< Memory use above the high watermark.
+    disk_alarm = 2,   ///< Free disk space below the limit.
+    store_alarm = 4,  ///< The journal could not write (e.g. disk full).
+  };
+
+  /// Sets or clears one alarm source (thread-safe). Logs each change; when
+  /// the last source clears, tells every connection to resume.
+  void set_alarm(alarm_source source, bool on);
+
+  /// Returns true while any alarm is set (one relaxed atomic load).
+  bool publishing_blocked() const {
+    return alarms_.load(std::memory_order_relaxed) != 0;
+  }
+
+  /// Returns the set alarm sources (a mask of alarm_source).
+  uint32_t alarms() const {
+    return alarms_.load(std::memory_order_relaxed);
+  }
+
+  /// Returns the reason given in connection.blocked: "low on memory", "low
+  /// on disk" (RabbitMQ's words), or both joined by " and ".
+  std::string blocked_reason() const;
+
 private:
   caf::actor_system& sys_;
   broker_limits limits_;
@@ -96,6 +148,8 @@ private:
   std::shared_ptr<std::atomic<uint32_t>> queue_ids_
     = std::make_shared<std::atomic<uint32_t>>(0);
   std::atomic<uint64_t> connection_ids_{0};
+  std::shared_ptr<event_sink> events_;
+  std::atomic<uint32_t> alarms_{0};
   mutable std::mutex connections_mtx_;
   std::unordered_set<caf::actor> connections_;
 };

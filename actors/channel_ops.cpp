@@ -151,6 +151,16 @@ void on_publish(connection_state& st, uint16_t ch, pr::command& cmd,
   msg->raw_header = std::move(cmd.raw_header);
   msg->body = std::move(cmd.body);
   msg->published_at = now_ms();
+  // A validated user id, as in RabbitMQ: the management agent trusts it.
+  if (msg->properties.user_id && *msg->properties.user_id != st.user) {
+    st.channel_error(ch, errc::precondition_failed,
+                     "PRECONDITION_FAILED - user_id property set to '"
+                       + *msg->properties.user_id
+                       + "' but authenticated user was '" + st.user + "'",
+                     60, 40);
+    return;
+  }
+  ++st.published_count;
   if (msg->properties.expiration) {
     if (!parse_expiration(msg->properties.expiration)) {
       st.channel_error(ch, errc::precondition_failed,
@@ -263,6 +273,7 @@ void connection_state::emit_delivery(uint16_t ch, const caf::actor& queue,
                                      const std::string& tag, bool no_ack,
                                      delivery_item& item) {
   auto& c = channels[ch];
+  ++delivered_count;
   auto dtag = c.next_tag++;
   if (!no_ack) {
     c.unacked.emplace(dtag, unacked_ref{queue, item.id, true});
@@ -655,6 +666,7 @@ void on_get(connection_state& st, uint16_t ch, pr::basic_get& m) {
           ok.exchange = r.item.msg->exchange;
           ok.routing_key = r.item.msg->routing_key;
           ok.message_count = r.message_count;
+          ++st.delivered_count;
           pr::append_method_frame(st.out, g.ch, ok);
           st.write_content(g.ch, *r.item.msg);
         }

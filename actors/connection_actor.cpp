@@ -5,6 +5,7 @@
 #include "actors/atoms.hpp"
 #include "actors/connection_state.hpp"
 #include "actors/log.hpp"
+#include "actors/stats.hpp"
 #include "config/users.hpp"
 #include "protocol/properties.hpp"
 
@@ -34,6 +35,13 @@ pr::field_table server_properties(const broker& b) {
   props.set("information",
             pr::field_value{std::string{"AMQP 0-9-1 broker, see docs/"}});
   return props;
+}
+
+std::string client_text(const pr::field_table& props, const char* key) {
+  if (auto* v = props.find(key))
+    if (auto* s = v->as_string())
+      return *s;
+  return {};
 }
 
 bool client_capability(const pr::field_table& client_props, const char* cap) {
@@ -128,8 +136,15 @@ void connection_state::finish() {
   for (auto ch : open)
     release_channel(ch);
   channels.clear();
-  if (vhost)
+  if (vhost) {
     self->send(vhost->actor, closed_atom::value, id);
+    if (vhost->table->has_event_sink())
+      vhost->table->notify(broker_event{"connection",
+                                        "closed",
+                                        {},
+                                        std::to_string(id),
+                                        {{"user", user}, {"peer", info.peer}}});
+  }
   ph = phase::closed;
   flush();
   sink->close_after_flush();
@@ -190,8 +205,11 @@ void on_start_ok(connection_state& st, pr::connection_start_ok& m) {
     }
   }
   st.user = user;
+  st.client_name = client_text(m.client_properties, "connection_name");
+  st.client_product = client_text(m.client_properties, "product");
   st.cap_cancel_notify
     = client_capability(m.client_properties, "consumer_cancel_notify");
+  st.cap_blocked = client_capability(m.client_properties, "connection.blocked");
   auto& lim = st.node->limits();
   pr::connection_tune tune;
   tune.channel_max = lim.channel_max;
@@ -255,6 +273,48 @@ void on_open(connection_state& st, pr::connection_open& m) {
   FLOTILLA_LOG(info, "connection " << st.info.peer << " opened (user '"
                                    << st.user << "', vhost '" << m.virtual_host
                                    << "')");
+  if (vh->table->has_event_sink())
+    vh->table->notify(
+      broker_event{"connection",
+                   "opened",
+                   {},
+                   std::to_string(st.id),
+                   {{"user", st.user}, {"peer", st.info.peer}}});
+}
+
+/// Returns the management snapshot of this connection.
+connection_stats management_stats(const connection_state& st) {
+  connection_stats r;
+  r.id = st.id;
+  r.peer = st.info.peer;
+  r.user = st.user;
+  if (st.vhost)
+    r.vhost = st.vhost->name;
+  r.connected_at_ms = st.connected_at_ms;
+  r.heartbeat = st.heartbeat;
+  r.frame_max = st.frame_max;
+  r.published = st.published_count;
+  r.delivered = st.delivered_count;
+  r.client_name = st.client_name;
+  r.client_product = st.client_product;
+  for (auto& [number, c] : st.channels) {
+    if (c.closing)
+      continue;
+    channel_stats cs;
+    cs.number = number;
+    cs.prefetch = c.prefetch_consumer;
+    cs.global_prefetch = c.prefetch_global;
+    cs.unacked = static_cast<uint32_t>(c.unacked.size());
+    cs.consumers = static_cast<uint32_t>(c.consumers.size());
+    cs.confirm = c.confirm;
+    cs.transactional = c.tx;
+    cs.flow = c.flow;
+    r.channels.push_back(cs);
+  }
+  for (auto& kv : st.consumers)
+    r.consumers.push_back(consumer_stats{kv.second.channel, kv.second.tag,
+                                         kv.second.queue, kv.second.no_ack});
+  return r;
 }
 
 /// Handles a method on channel 0 or the handshake.
@@ -416,6 +476,70 @@ void on_input(connection_state& st, input_batch& batch) {
   st.flush();
 }
 
+/// Returns true if `batch` publishes a message.
+bool publishes(const input_batch& batch) {
+  for (auto& cmd : batch.commands)
+    if (std::holds_alternative<pr::basic_publish>(cmd.m))
+      return true;
+  return false;
+}
+
+/// Processes `batch`, unless a resource alarm is set and it publishes: then
+/// it is held (with everything after it) until the alarm clears, as
+/// RabbitMQ blocks a publishing connection. A client that announced the
+/// capability hears connection.blocked.
+void on_input_batch(connection_state& st, input_batch_ptr batch) {
+  if (batch->closed) {
+    // The peer is gone: what was held will never be answered.
+    for (size_t i = 0; i < st.held_input.size(); ++i)
+      st.sink->batch_done();
+    st.held_input.clear();
+  } else if (st.blocked
+             || (st.ph == phase::running && st.node->publishing_blocked()
+                 && publishes(*batch))) {
+    if (!st.blocked) {
+      st.blocked = true;
+      FLOTILLA_LOG(info, "connection " << st.info.peer << " blocked: "
+                                       << st.node->blocked_reason());
+      if (st.cap_blocked) {
+        pr::append_method_frame(
+          st.out, 0, pr::connection_blocked{st.node->blocked_reason()});
+        st.blocked_sent = true;
+        st.flush();
+      }
+    }
+    st.held_input.push_back(std::move(batch));
+    return;
+  }
+  on_input(st, *batch);
+  st.sink->batch_done();
+}
+
+/// The alarms cleared: processes what was held, in order.
+void on_unblock(connection_state& st) {
+  if (!st.blocked)
+    return;
+  st.blocked = false;
+  if (st.blocked_sent && st.ph != phase::closed) {
+    pr::append_method_frame(st.out, 0, pr::connection_unblocked{});
+    st.blocked_sent = false;
+    st.flush();
+  }
+  FLOTILLA_LOG(info, "connection " << st.info.peer << " unblocked");
+  auto held = std::move(st.held_input);
+  st.held_input.clear();
+  while (!held.empty()) {
+    auto batch = std::move(held.front());
+    held.pop_front();
+    if (st.blocked) {
+      // Blocked again on the way (a new alarm): keep the order.
+      st.held_input.push_back(std::move(batch));
+      continue;
+    }
+    on_input_batch(st, std::move(batch));
+  }
+}
+
 caf::behavior connection_impl(connection_self self, broker* node,
                               std::shared_ptr<connection_sink> sink,
                               connection_info info) {
@@ -425,6 +549,9 @@ caf::behavior connection_impl(connection_self self, broker* node,
   st.sink = std::move(sink);
   st.info = std::move(info);
   st.id = node->next_connection_id();
+  st.connected_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
   pr::connection_start start;
   start.server_properties = server_properties(*node);
   start.mechanisms = "PLAIN AMQPLAIN";
@@ -434,8 +561,10 @@ caf::behavior connection_impl(connection_self self, broker* node,
   self->delayed_send(self, handshake_timeout, timeout_atom::value);
   return {
     [=](input_atom, input_batch_ptr& batch) {
-      on_input(self->state, *batch);
-      self->state.sink->batch_done();
+      on_input_batch(self->state, std::move(batch));
+    },
+    [=](unblock_atom) {
+      on_unblock(self->state);
     },
     [=](deliver_atom, delivery_batch& batch) {
       auto& st = self->state;
@@ -449,6 +578,9 @@ caf::behavior connection_impl(connection_self self, broker* node,
     },
     [=](shutdown_atom, const std::string& reason) {
       self->state.shutdown(reason);
+    },
+    [=](mgmt_atom) -> connection_stats {
+      return management_stats(self->state);
     },
     [=](timeout_atom) {
       auto& st = self->state;

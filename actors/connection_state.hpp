@@ -122,6 +122,20 @@ struct connection_state {
   uint16_t heartbeat = 0;
   bool cap_cancel_notify = false;
 
+  // Management (actors/stats.hpp).
+  int64_t connected_at_ms = 0;
+  uint64_t published_count = 0; ///< Messages received from the client.
+  uint64_t delivered_count = 0; ///< Messages sent to the client.
+  std::string client_name;      ///< client property connection_name.
+  std::string client_product;   ///< client property product.
+  bool cap_blocked = false;     ///< Client understands connection.blocked.
+
+  /// Input held while a resource alarm blocks this connection (it tried to
+  /// publish). The transport stops reading once enough batches are held.
+  std::deque<input_batch_ptr> held_input;
+  bool blocked = false;
+  bool blocked_sent = false; ///< connection.blocked was written.
+
   std::unordered_map<uint16_t, channel_state> channels;
   uint32_t next_epoch = 1;
   std::unordered_map<uint64_t, consumer_ref> consumers;

@@ -26,9 +26,10 @@ caf::behavior exchange_impl(caf::stateful_actor<exchange_state>* self,
     },
     [=](unbind_atom, bind_req& req, binding_dest& dest) -> op_result {
       auto& x = *self->state.entry;
-      x.remove_binding(req.key, req.arguments, dest);
+      auto removed = x.remove_binding(req.key, req.arguments, dest);
       op_result r;
       r.message_count = static_cast<uint32_t>(x.binding_count());
+      r.consumer_count = removed ? 1 : 0;
       return r;
     },
   };

@@ -17,7 +17,8 @@ namespace flotilla {
 /// - (bind_atom, bind_req, binding_dest) replies op_result; message_count
 ///   holds 1 if the binding was new.
 /// - (unbind_atom, bind_req, binding_dest) replies op_result; message_count
-///   holds the number of bindings left (for auto-delete).
+///   holds the number of bindings left (for auto-delete), consumer_count 1
+///   if a binding was removed.
 caf::actor spawn_exchange(caf::actor_system& sys, exchange_entry_ptr entry);
 
 } // namespace flotilla

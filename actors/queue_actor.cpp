@@ -9,8 +9,11 @@
 #include "actors/atoms.hpp"
 #include "actors/dead_letter.hpp"
 #include "actors/log.hpp"
+#include "actors/message_pager.hpp"
 #include "actors/messages.hpp"
 #include "actors/queue_model.hpp"
+#include "actors/rate_window.hpp"
+#include "actors/stats.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/store_codec.hpp"
 
@@ -42,6 +45,7 @@ struct queue_state {
   millis last_used = 0;       ///< For x-expires.
   bool had_consumers = false; ///< For auto-delete.
   bool deleting = false;
+  bool paging_failure_logged = false;
   std::vector<delivery> out;
   std::vector<dead_letter> dead;
   // Durability (store is null for transient queues).
@@ -51,6 +55,8 @@ struct queue_state {
   std::unordered_map<uint64_t, uint64_t> persisted; ///< model id -> store id
   std::vector<uint64_t> removed;                    ///< Filled by the model.
   store_ops ops; ///< Not yet sent to the store.
+  /// Management: publish, deliver and ack rates (fixed size).
+  rate_window<3> rates;
 };
 
 using queue_self = caf::stateful_actor<queue_state>*;
@@ -65,6 +71,12 @@ queue_model::enqueue_result enqueue(queue_self self, message_ptr m,
   if (durable)
     payload = encode_message(*m);
   auto res = st.model->enqueue(std::move(m), now, st.dead);
+  if (st.model->paging_failed() && !st.paging_failure_logged) {
+    st.paging_failure_logged = true;
+    FLOTILLA_LOG(error, "queue " << st.model->name()
+                                 << ": cannot page messages out to disk; its "
+                                    "backlog stays in memory from now on");
+  }
   if (durable && res == queue_model::enqueue_result::accepted) {
     auto sid = st.next_store_id++;
     st.persisted.emplace(id, sid);
@@ -163,6 +175,48 @@ void arm_idle_timer(queue_self self) {
                        idle_atom::value);
 }
 
+rate_window<3>::values rate_counters(queue_self self) {
+  auto& c = self->state.model->stats();
+  return {c.enqueued, c.delivered, c.acked};
+}
+
+/// Records the counters for the management rates (one comparison unless a
+/// second has passed since the last sample).
+void sample_rates(queue_self self) {
+  self->state.rates.sample(now_ms(), rate_counters(self));
+}
+
+/// Returns the management snapshot of this queue.
+queue_stats management_stats(queue_self self) {
+  auto& st = self->state;
+  auto& m = *st.model;
+  auto& c = m.stats();
+  queue_stats r;
+  r.messages_ready = m.ready_count();
+  r.messages_unacked = m.unacked_count();
+  r.consumers = st.consumers.size();
+  r.bytes_ready = m.ready_bytes();
+  r.published = c.enqueued;
+  r.rejected = c.rejected_publishes;
+  r.delivered = c.delivered;
+  r.redelivered = c.redelivered;
+  r.acked = c.acked;
+  r.requeued = c.requeued;
+  r.dead_lettered = c.dead_lettered;
+  r.expired = c.expired;
+  r.overflowed = c.overflowed;
+  r.discarded = c.discarded;
+  r.purged = c.purged;
+  auto now = now_ms();
+  auto current = rate_counters(self);
+  st.rates.sample(now, current);
+  auto rates = st.rates.rates(now, current, r.rate_window_seconds);
+  r.publish_rate = rates[0];
+  r.deliver_rate = rates[1];
+  r.ack_rate = rates[2];
+  return r;
+}
+
 /// Delivers what consumer credit allows, batched per connection.
 void dispatch(queue_self self) {
   auto& st = self->state;
@@ -198,6 +252,7 @@ void dispatch(queue_self self) {
   route_dead_letters(self);
   arm_expiry_timer(self);
   persist_changes(self);
+  sample_rates(self);
 }
 
 void remove_consumer(queue_self self, uint64_t id) {
@@ -239,6 +294,12 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
   st.vhost = std::move(vhost);
   st.table = std::move(table);
   st.last_used = now_ms();
+  if (!durability.paging_dir.empty() && durability.page_limit != 0) {
+    // One file prefix per queue actor; the directory is emptied at startup.
+    auto prefix = durability.paging_dir + "/q" + std::to_string(self->id());
+    st.model->set_pager(make_file_pager(std::move(prefix)),
+                        durability.page_limit);
+  }
   if (durability.store) {
     st.store = std::move(durability.store);
     st.queue_id = durability.queue_id;
@@ -394,6 +455,10 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       self->state.last_used = now_ms();
       arm_idle_timer(self);
       return counts(self);
+    },
+    [=](mgmt_atom) -> queue_stats {
+      // Not a use of the queue: x-expires keeps counting.
+      return management_stats(self);
     },
     [=](purge_atom) -> op_result {
       auto& st = self->state;

@@ -46,6 +46,10 @@ struct queue_durability {
   uint32_t queue_id = 0;
   /// Messages recovered from the journal, in order, with their store ids.
   std::vector<std::pair<uint64_t, message_ptr>> recovered;
+  /// Directory for paging the backlog out of memory (empty: never page),
+  /// and the message bytes kept in memory first (queue_model::set_pager).
+  std::string paging_dir;
+  uint64_t page_limit = 0;
 };
 
 caf::actor spawn_queue(caf::actor_system& sys, std::string name,

@@ -43,8 +43,16 @@ void queue_model::note_level(size_t level) {
 
 void queue_model::push_ready(entry e) {
   auto level = level_of(*e.msg);
+  auto size = e.msg->body_size();
   ++ready_count_;
-  ready_bytes_ += e.msg->body_size();
+  ready_bytes_ += size;
+  if (pager_ && !levels_[0].empty()
+      && (!paged_.empty() || mem_bytes_ + size > page_limit_)) {
+    page_out(e);
+    if (!e.msg)
+      return;
+  }
+  mem_bytes_ += size;
   levels_[level].push_back(std::move(e));
   note_level(level);
 }
@@ -53,10 +61,70 @@ queue_model::entry queue_model::pop_ready(fifo& f) {
   auto e = std::move(f.front());
   f.pop_front();
   --ready_count_;
-  ready_bytes_ -= e.msg->body_size();
+  auto size = e.msg->body_size();
+  ready_bytes_ -= size;
+  mem_bytes_ -= size;
+  // Read the next part of the backlog back before memory runs dry, in
+  // chunks (hysteresis: between a half and three quarters of the limit).
+  if (!paged_.empty() && mem_bytes_ < page_limit_ / 2)
+    page_in();
   if (f.empty())
     note_level(static_cast<size_t>(&f - levels_.data()));
   return e;
+}
+
+// -- paging -------------------------------------------------------------------
+
+message_pager::~message_pager() = default;
+
+bool queue_model::set_pager(std::unique_ptr<message_pager> pager,
+                            uint64_t limit) {
+  if (cfg_.max_priority != 0 || cfg_.max_length || cfg_.max_length_bytes
+      || !pager || limit == 0)
+    return false;
+  pager_ = std::move(pager);
+  page_limit_ = limit;
+  return true;
+}
+
+void queue_model::page_out(entry& e) {
+  message_pager::location loc;
+  if (!pager_->write(*e.msg, loc)) {
+    // Keep FIFO order: bring the paged tail back, then stop paging.
+    paging_failed_ = true;
+    while (!paged_.empty())
+      page_in();
+    pager_.reset();
+    return;
+  }
+  paged_.push_back(paged_entry{e.id, loc, e.expires_at,
+                               static_cast<uint32_t>(e.msg->body_size()),
+                               e.round, e.redelivered, e.zero_ttl});
+  ++stats_.paged_out;
+  e.msg.reset();
+}
+
+void queue_model::page_in() {
+  auto& f = levels_[0];
+  auto target = page_limit_ - page_limit_ / 4;
+  do {
+    auto p = paged_.front();
+    paged_.pop_front();
+    auto msg = pager_->read(p.loc);
+    pager_->release(p.loc);
+    if (!msg) {
+      // Lost to an I/O error: it leaves the queue like an expired one.
+      --ready_count_;
+      ready_bytes_ -= p.body_size;
+      ++stats_.page_read_errors;
+      note_removed(p.id);
+      continue;
+    }
+    mem_bytes_ += p.body_size;
+    f.push_back(entry{p.id, std::move(msg), p.expires_at, p.round,
+                      p.redelivered, p.zero_ttl});
+  } while (!paged_.empty() && (mem_bytes_ < target || f.empty()));
+  note_level(0);
 }
 
 // -- expiry and dead letters --------------------------------------------------
@@ -191,6 +259,7 @@ void queue_model::drop_overflow(std::vector<dead_letter>& dead) {
       f.erase(i);
       --ready_count_;
       ready_bytes_ -= victim->body_size();
+      mem_bytes_ -= victim->body_size();
     }
     ++stats_.overflowed;
     to_dead(std::move(victim), dead_letter_reason::maxlen, dead);
@@ -439,6 +508,7 @@ void queue_model::requeue(
     for (size_t i = begin; i < end; ++i) {
       ++ready_count_;
       ready_bytes_ += sorted[i].second.msg->body_size();
+      mem_bytes_ += sorted[i].second.msg->body_size();
     }
     if (f.empty() || sorted[end - 1].second.id < f.front().id) {
       // Common case: everything requeued is older than what is ready.
@@ -514,9 +584,15 @@ size_t queue_model::purge(std::vector<dead_letter>&) {
         removed_->push_back(e.id);
     f.clear();
   }
+  for (auto& p : paged_) {
+    note_removed(p.id);
+    pager_->release(p.loc);
+  }
+  paged_.clear();
   nonempty_.fill(0);
   ready_count_ = 0;
   ready_bytes_ = 0;
+  mem_bytes_ = 0;
   stats_.purged += n;
   return n;
 }

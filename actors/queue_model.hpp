@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -23,6 +24,30 @@ using consumer_id = uint64_t;
 
 /// Identifies who must settle a delivery: a channel. Assigned by the caller.
 using owner_id = uint64_t;
+
+/// Where a queue keeps the messages it paged out of memory: synchronous,
+/// local storage (files in the data directory; see make_file_pager()).
+/// Used by one queue_model only, on its actor's thread.
+class message_pager {
+public:
+  /// Where one paged message is.
+  struct location {
+    uint64_t offset = 0;
+    uint32_t segment = 0;
+    uint32_t length = 0;
+  };
+
+  virtual ~message_pager();
+
+  /// Stores `m`; returns false on an I/O error (e.g. the disk is full).
+  virtual bool write(const message& m, location& out) = 0;
+
+  /// Reads back what write() stored at `loc`, or nullptr on an I/O error.
+  virtual message_ptr read(const location& loc) = 0;
+
+  /// The message at `loc` is not needed any more (read back or purged).
+  virtual void release(const location& loc) = 0;
+};
 
 /// One message handed to a consumer (or to basic.get when consumer is 0).
 struct delivery {
@@ -103,6 +128,8 @@ public:
     uint64_t overflowed = 0;         ///< Dropped by drop-head.
     uint64_t discarded = 0;          ///< Rejected without requeue and DLX.
     uint64_t purged = 0;             ///< Removed by purge.
+    uint64_t paged_out = 0;          ///< Written to the pager.
+    uint64_t page_read_errors = 0;   ///< Paged messages lost to read errors.
   };
 
   /// Creates an empty queue named `name` (for x-death) with `cfg`.
@@ -242,6 +269,32 @@ public:
     return stats_;
   }
 
+  /// Pages the backlog out of memory: once the ready messages in memory
+  /// hold more than `limit` body bytes, later ones are written to `pager`
+  /// (keeping about 40 bytes each in memory) and read back in order when
+  /// the messages before them are gone. Only queues with one priority level
+  /// and no length limit page (those need every ready message at hand);
+  /// returns false and ignores the pager for the others. Call before the
+  /// first enqueue. A pager write error stops paging for good (see
+  /// paging_failed()); a read error loses that message (counted in
+  /// counters::page_read_errors).
+  bool set_pager(std::unique_ptr<message_pager> pager, uint64_t limit);
+
+  /// Returns the number of ready messages paged out of memory.
+  size_t paged_count() const {
+    return paged_.size();
+  }
+
+  /// Returns the body bytes of the ready messages paged out of memory.
+  uint64_t paged_bytes() const {
+    return ready_bytes_ - mem_bytes_;
+  }
+
+  /// Returns true once a pager write failed (paging is then off).
+  bool paging_failed() const {
+    return paging_failed_;
+  }
+
   /// Makes the model append to `log` the id of every message that leaves
   /// the queue for good: acked, delivered or fetched without ack, rejected
   /// without requeue, expired, dropped by overflow, purged. The store uses
@@ -304,6 +357,20 @@ private:
 
   using fifo = std::deque<entry>;
 
+  /// A ready message paged out of memory: the tail of levels_[0]. 40 bytes.
+  struct paged_entry {
+    uint64_t id;
+    message_pager::location loc;
+    millis expires_at;
+    uint32_t body_size;
+    uint32_t round;
+    bool redelivered;
+    bool zero_ttl;
+  };
+
+  void page_out(entry& e);
+  void page_in();
+
   size_t level_of(const message& m) const;
   fifo* top_fifo();
   void push_ready(entry e);
@@ -340,7 +407,16 @@ private:
   /// Bit i set iff levels_[i] is not empty (256 levels at most).
   std::array<uint64_t, 4> nonempty_{};
   size_t ready_count_ = 0;
-  uint64_t ready_bytes_ = 0;
+  uint64_t ready_bytes_ = 0; ///< In memory and paged.
+
+  // Paging (single-level queues only): levels_[0] holds the older messages,
+  // paged_ the newer ones, so every id in paged_ is above every id in
+  // levels_[0], and paged_ is empty whenever levels_[0] is.
+  std::unique_ptr<message_pager> pager_;
+  uint64_t page_limit_ = 0;
+  uint64_t mem_bytes_ = 0; ///< Body bytes of the ready messages in memory.
+  std::deque<paged_entry> paged_;
+  bool paging_failed_ = false;
 
   std::unordered_map<uint64_t, unacked_entry> unacked_;
 

@@ -133,6 +133,19 @@ size_t exchange_entry::binding_count() const {
   return count_;
 }
 
+std::vector<binding> exchange_entry::bindings() const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  std::vector<binding> result;
+  result.reserve(count_);
+  if (kind == exchange_kind::direct) {
+    for (auto& kv : direct_)
+      result.insert(result.end(), kv.second.begin(), kv.second.end());
+  } else {
+    result = bindings_;
+  }
+  return result;
+}
+
 bool binding_matches(exchange_kind kind, const binding& b,
                      const std::string& key,
                      const protocol::field_table* headers) {
@@ -161,31 +174,86 @@ queue_entry_ptr vhost_table::find_queue(const std::string& name) const {
   return i != queues_.end() ? i->second : nullptr;
 }
 
+namespace {
+
+const char* bool_text(bool x) {
+  return x ? "true" : "false";
+}
+
+} // namespace
+
+void vhost_table::notify(broker_event e) const {
+  if (!events_)
+    return;
+  e.vhost = name_;
+  events_->publish(std::move(e));
+}
+
 void vhost_table::put_exchange(exchange_entry_ptr x) {
-  std::unique_lock<std::shared_mutex> guard{mtx_};
-  auto name = x->name;
-  exchanges_[name] = std::move(x);
+  broker_event e;
+  if (events_)
+    e = broker_event{"exchange",
+                     "created",
+                     {},
+                     x->name,
+                     {{"type", to_string(x->kind)},
+                      {"durable", bool_text(x->durable)},
+                      {"auto_delete", bool_text(x->auto_delete)},
+                      {"internal", bool_text(x->internal)}}};
+  {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto name = x->name;
+    exchanges_[name] = std::move(x);
+  }
+  notify(std::move(e));
 }
 
 void vhost_table::erase_exchange(const std::string& name) {
-  std::unique_lock<std::shared_mutex> guard{mtx_};
-  exchanges_.erase(name);
+  size_t n = 0;
+  {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    n = exchanges_.erase(name);
+  }
+  if (n > 0)
+    notify(broker_event{"exchange", "deleted", {}, name, {}});
 }
 
 void vhost_table::put_queue(queue_entry_ptr q) {
-  std::unique_lock<std::shared_mutex> guard{mtx_};
-  auto name = q->name;
-  queues_[name] = std::move(q);
+  broker_event e;
+  if (events_)
+    e = broker_event{"queue",
+                     "created",
+                     {},
+                     q->name,
+                     {{"durable", bool_text(q->durable)},
+                      {"auto_delete", bool_text(q->auto_delete)},
+                      {"exclusive", bool_text(q->exclusive)}}};
+  {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    auto name = q->name;
+    queues_[name] = std::move(q);
+  }
+  notify(std::move(e));
 }
 
 void vhost_table::erase_queue(const std::string& name) {
-  std::unique_lock<std::shared_mutex> guard{mtx_};
-  queues_.erase(name);
+  size_t n = 0;
+  {
+    std::unique_lock<std::shared_mutex> guard{mtx_};
+    n = queues_.erase(name);
+  }
+  if (n > 0)
+    notify(broker_event{"queue", "deleted", {}, name, {}});
 }
 
 size_t vhost_table::queue_count() const {
   std::shared_lock<std::shared_mutex> guard{mtx_};
   return queues_.size();
+}
+
+size_t vhost_table::exchange_count() const {
+  std::shared_lock<std::shared_mutex> guard{mtx_};
+  return exchanges_.size();
 }
 
 std::vector<exchange_entry_ptr> vhost_table::exchanges() const {

@@ -9,6 +9,7 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/events.hpp"
 #include "protocol/field_table.hpp"
 
 namespace flotilla {
@@ -75,6 +76,10 @@ public:
 
   /// Returns the number of bindings with this exchange as source.
   size_t binding_count() const;
+
+  /// Returns a copy of every binding with this exchange as source
+  /// (management; takes the shared lock).
+  std::vector<binding> bindings() const;
 
   /// Calls `f(const binding_dest&)` for every binding matching
   /// `key`/`headers`, under the shared lock (`f` must not write bindings).
@@ -144,8 +149,24 @@ public:
   void erase_queue(const std::string& name);
 
   size_t queue_count() const;
+  size_t exchange_count() const;
   std::vector<exchange_entry_ptr> exchanges() const;
   std::vector<queue_entry_ptr> queues() const;
+
+  /// Sets where entity events go (startup only, before clients connect).
+  /// From then on put_* and erase_* report queues and exchanges created and
+  /// deleted; the vhost actor reports bindings through notify().
+  void set_event_sink(std::shared_ptr<event_sink> sink) {
+    events_ = std::move(sink);
+  }
+
+  /// Hands `e` to the event sink, if any, with this vhost's name.
+  void notify(broker_event e) const;
+
+  /// Returns true if an event sink is set.
+  bool has_event_sink() const {
+    return events_ != nullptr;
+  }
 
   /// Routes a message published to `exchange` with `key` and `headers`:
   /// appends the distinct queue actors it reaches (following
@@ -165,6 +186,7 @@ private:
   mutable std::shared_mutex mtx_;
   std::unordered_map<std::string, exchange_entry_ptr> exchanges_;
   std::unordered_map<std::string, queue_entry_ptr> queues_;
+  std::shared_ptr<event_sink> events_;
 };
 
 using vhost_table_ptr = std::shared_ptr<vhost_table>;

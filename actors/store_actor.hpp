@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,17 +43,27 @@ std::unique_ptr<store::journal> open_journal(const store::journal_options& opts,
                                              store::recovery_report& report,
                                              std::string& error);
 
+/// Called by the store actor (on its thread) when journal writes start
+/// failing (true) and when they work again (false).
+using store_failure_handler = std::function<void(bool failing)>;
+
 /// Spawns the store actor, the only user of the journal. Queues and vhosts
 /// send it store_ops; it appends them and, once its mailbox holds no more
 /// changes, calls journal::sync() once for all of them (group commit) and
 /// only then answers the requests: a publisher confirm or a declare-ok for
 /// durable state is sent after the fsync that covers it. Node-local.
 ///
+/// When a sync fails (disk full, I/O error) nothing is nacked or dropped:
+/// the store calls `on_failure(true)`, keeps every op since the last good
+/// sync, appends them again and retries once a second; requests wait. The
+/// first sync that works answers them and calls `on_failure(false)`.
+///
 /// Messages:
 /// - (persist_atom, store_ops)        append, no reply
 /// - (persist_atom, store_ops, bool)  append; replies bool (true: durable)
 caf::actor spawn_store(caf::actor_system& sys,
-                       std::unique_ptr<store::journal> journal);
+                       std::unique_ptr<store::journal> journal,
+                       store_failure_handler on_failure = {});
 
 } // namespace flotilla
 

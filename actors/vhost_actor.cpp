@@ -181,6 +181,27 @@ bool reserved_name(const std::string& name) {
   return name.compare(0, 4, "amq.") == 0;
 }
 
+/// The exchanges of the management agent (management/), built into every
+/// vhost like the amq.* exchanges.
+bool management_exchange(const std::string& name) {
+  return name == "qmf.default.direct" || name == "qmf.default.topic";
+}
+
+void notify_binding(vhost_self self, const char* action,
+                    const std::optional<std::string>& source,
+                    const bind_req& req) {
+  if (!source || !self->state.table->has_event_sink())
+    return;
+  self->state.table->notify(
+    broker_event{"binding",
+                 action,
+                 {},
+                 *source,
+                 {{"destination", req.destination},
+                  {"destination_type", req.to_exchange ? "exchange" : "queue"},
+                  {"routing_key", req.key}}});
+}
+
 caf::result<op_result> declare_exchange(vhost_self self,
                                         exchange_declare_req& req) {
   auto& table = *self->state.table;
@@ -318,6 +339,8 @@ caf::result<op_result> declare_queue(vhost_self self, queue_declare_req& req) {
     qd.store = self->state.durability.store;
     qd.queue_id = ++*self->state.durability.queue_ids;
   }
+  qd.paging_dir = self->state.durability.paging_dir;
+  qd.page_limit = self->state.durability.page_limit;
   entry->actor
     = spawn_queue(self->system(), req.name, std::move(cfg),
                   caf::actor_cast<caf::actor>(self), self->state.table, qd);
@@ -364,12 +387,23 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
                                             + " " + where(self));
   auto rp = self->make_response_promise<op_result>();
   auto stored = durable_binding(self, req);
+  // For the binding events (management): the request without its arguments.
+  std::optional<std::string> event_source;
+  bind_req event_req;
+  if (self->state.table->has_event_sink()) {
+    event_source = req.source;
+    event_req.destination = req.destination;
+    event_req.to_exchange = req.to_exchange;
+    event_req.key = req.key;
+  }
   if (!req.unbind) {
     self
       ->request(src->actor, caf::infinite, bind_atom::value, std::move(req),
                 std::move(dest))
       .then(
         [=](op_result& r) mutable {
+          if (r.message_count == 1)
+            notify_binding(self, "created", event_source, event_req);
           if (stored && r.message_count == 1) {
             // A new binding between durable ends: answer after the fsync.
             persist_and_deliver(self,
@@ -390,6 +424,8 @@ caf::result<op_result> bind(vhost_self self, bind_req& req) {
                 std::move(dest))
       .then(
         [=](op_result& r) mutable {
+          if (r.consumer_count == 1)
+            notify_binding(self, "deleted", event_source, event_req);
           if (src->auto_delete && r.message_count == 0
               && self->state.table->find_exchange(src->name) == src)
             delete_exchange_now(self, src);
@@ -408,6 +444,11 @@ caf::result<op_result> remove(vhost_self self, delete_req& req) {
     if (req.name.empty() || reserved_name(req.name))
       return make_op_error(errc::access_refused,
                            "operation not permitted on the default exchange");
+    if (management_exchange(req.name))
+      return make_op_error(errc::access_refused,
+                           "operation not permitted on the management "
+                           "exchange '"
+                             + req.name + "'");
     auto x = table.find_exchange(req.name);
     if (!x)
       return op_result{};
@@ -485,6 +526,10 @@ void add_default_exchanges(vhost_self self) {
   create_exchange(self, "amq.topic", k::topic, true, false, false, {});
   create_exchange(self, "amq.match", k::headers, true, false, false, {});
   create_exchange(self, "amq.headers", k::headers, true, false, false, {});
+  // The management agent's exchanges (management/, docs/management.md).
+  create_exchange(self, "qmf.default.direct", k::direct, true, false, false,
+                  {});
+  create_exchange(self, "qmf.default.topic", k::topic, true, false, false, {});
 }
 
 /// Recreates recovered durable entities (startup, before any client).
@@ -523,6 +568,8 @@ op_result restore(vhost_self self, vhost_restore& r) {
     qd.store = store;
     qd.queue_id = sq.queue_id;
     qd.recovered = std::move(msgs);
+    qd.paging_dir = self->state.durability.paging_dir;
+    qd.page_limit = self->state.durability.page_limit;
     entry->actor = spawn_queue(self->system(), sq.name, std::move(cfg),
                                caf::actor_cast<caf::actor>(self),
                                self->state.table, std::move(qd));

@@ -47,6 +47,10 @@ struct vhost_durability {
   caf::actor store; ///< Null: nothing is persisted (--no-data-dir).
   /// Node-wide source of queue ids for the journal (never reused).
   std::shared_ptr<std::atomic<uint32_t>> queue_ids;
+  /// Where queues page long backlogs out to (empty: they never page), and
+  /// the message bytes each keeps in memory first.
+  std::string paging_dir;
+  uint64_t page_limit = 0;
 };
 
 caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table,

@@ -20,9 +20,12 @@
 
 #include "actors/broker.hpp"
 #include "actors/log.hpp"
+#include "actors/resource_monitor.hpp"
 #include "actors/store_actor.hpp"
 #include "config/broker_options.hpp"
 #include "config/users.hpp"
+#include "management/agent.hpp"
+#include "management/definitions.hpp"
 #include "transport/amqp_server.hpp"
 
 namespace fs = std::filesystem;
@@ -139,6 +142,13 @@ int run(config::broker_options& opts) {
   limits.node_name = opts.name;
   limits.cluster_name
     = opts.cluster_name.empty() ? opts.name : opts.cluster_name;
+  if (!opts.no_data_dir && opts.queue_memory_limit != 0) {
+    limits.queue_memory_limit = opts.queue_memory_limit;
+    limits.paging_dir = (fs::path{opts.data_dir} / "paging").string();
+    // Paged messages are a cache of the queues' memory: never recovered.
+    fs::remove_all(limits.paging_dir, fec);
+    fs::create_directories(limits.paging_dir, fec);
+  }
   broker node{sys, limits, users};
   recovered_state recovered;
   if (!opts.no_data_dir) {
@@ -169,13 +179,33 @@ int run(config::broker_options& opts) {
     if (!opts.store_sync)
       FLOTILLA_LOG(warning, "--store-sync no: confirmed messages may be lost "
                             "on power loss");
-    node.set_store(spawn_store(sys, std::move(journal)));
+    node.set_store(spawn_store(sys, std::move(journal), [&node](bool failing) {
+      node.set_alarm(broker::store_alarm, failing);
+    }));
   }
   node.add_vhost("/");
   for (auto& vh : opts.vhosts)
     node.add_vhost(vh);
   if (!opts.no_data_dir)
     FLOTILLA_LOG(notice, "recovered " << node.restore(recovered));
+  if (!opts.definitions.empty()) {
+    std::string summary;
+    std::string error;
+    if (!management::load_definitions(node, opts.definitions, summary, error)) {
+      FLOTILLA_LOG(error, "definitions: " << error);
+      std::fprintf(stderr, "flotillad: %s\n", error.c_str());
+      node.stop();
+      return 1;
+    }
+    FLOTILLA_LOG(notice, "definitions: " << summary);
+  }
+  // The management agents: qmf.default.direct / qmf.default.topic.
+  auto agents = management::install_agents(node);
+  auto stop_agents = [&agents] {
+    for (auto& a : agents)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    agents.clear();
+  };
 
   amqp_server::options sopts;
   sopts.interface = opts.interface;
@@ -188,10 +218,28 @@ int run(config::broker_options& opts) {
   } catch (std::exception& e) {
     FLOTILLA_LOG(error, e.what());
     std::fprintf(stderr, "flotillad: %s\n", e.what());
+    stop_agents();
     node.stop();
     return 1;
   }
   server->start();
+
+  resource_limits rlimits;
+  rlimits.memory_high_watermark
+    = opts.memory_high_watermark_bytes != 0
+        ? opts.memory_high_watermark_bytes
+        : static_cast<uint64_t>(opts.memory_high_watermark
+                                * static_cast<double>(total_memory()));
+  if (!opts.no_data_dir) {
+    rlimits.data_dir = opts.data_dir;
+    rlimits.disk_free_limit = opts.disk_free_limit;
+  }
+  FLOTILLA_LOG(notice, "memory high watermark "
+                         << (rlimits.memory_high_watermark >> 20) << " MiB ("
+                         << (total_memory() >> 20)
+                         << " MiB available), disk free limit "
+                         << rlimits.disk_free_limit << " bytes");
+  auto monitor = spawn_resource_monitor(sys, node, rlimits);
 
   std::string pid_dir = !opts.pid_dir.empty() ? opts.pid_dir
                         : opts.no_data_dir    ? std::string{}
@@ -229,6 +277,8 @@ int run(config::broker_options& opts) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   server->stop();
   server.reset();
+  caf::anon_send_exit(monitor, caf::exit_reason::user_shutdown);
+  stop_agents();
   node.stop();
   if (!pid_file.empty())
     fs::remove(pid_file, fec);

@@ -239,6 +239,56 @@ bool apply_config(broker_options& o, std::string_view text,
   return true;
 }
 
+bool apply_memory_watermark(broker_options& o, std::string_view text,
+                            std::string& expected) {
+  expected = "expected a fraction of memory (0.4) or a size (2GiB, 512MB)";
+  bool fraction = text.find('.') != std::string_view::npos;
+  if (fraction) {
+    // std::from_chars for double is missing in GCC 12's libstdc++ in
+    // some configurations: parse with strtod on a copy.
+    std::string copy{text};
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(copy.c_str(), &end);
+    if (errno != 0 || end != copy.c_str() + copy.size() || !(v >= 0) || v > 1.0)
+      return false;
+    o.memory_high_watermark = v;
+    o.memory_high_watermark_bytes = 0;
+    return true;
+  }
+  uint64_t v = 0;
+  if (!parse_bytes(text, v))
+    return false;
+  o.memory_high_watermark = 0;
+  o.memory_high_watermark_bytes = v;
+  return true;
+}
+
+void show_memory_watermark(const broker_options& o,
+                           std::vector<std::string>& out) {
+  if (o.memory_high_watermark_bytes != 0 || o.memory_high_watermark == 0) {
+    out.push_back(std::to_string(o.memory_high_watermark_bytes));
+    return;
+  }
+  std::ostringstream os;
+  os << o.memory_high_watermark;
+  auto text = os.str();
+  if (text.find('.') == std::string::npos)
+    text += ".0"; // "1" would read back as one byte.
+  out.push_back(text);
+}
+
+template<uint64_t broker_options::*Member>
+bool apply_bytes(broker_options& o, std::string_view text,
+                 std::string& expected) {
+  if (!parse_bytes(text, o.*Member)) {
+    expected = "expected a size in bytes, optionally with a unit (50MB, "
+               "512MiB)";
+    return false;
+  }
+  return true;
+}
+
 constexpr uint64_t u16_max = 65535;
 constexpr uint64_t u32_max = std::numeric_limits<uint32_t>::max();
 
@@ -319,6 +369,22 @@ const option_spec schema[] = {
    "of refusing to start",
    nullptr, apply_bool<&bo::repair_journal>, nullptr,
    show_bool<&bo::repair_journal>},
+  // -- resource limits
+  {"Resource limits", "memory-high-watermark", 0, "FRACTION|SIZE", false,
+   scope::anywhere,
+   "Block publishers above this memory use: a fraction of RAM (0.4) or a "
+   "size (2GiB); 0 disables",
+   "0.4", apply_memory_watermark, nullptr, show_memory_watermark},
+  {"Resource limits", "disk-free-limit", 0, "SIZE", false, scope::anywhere,
+   "Block publishers when the data directory's disk has less free space; 0 "
+   "disables",
+   "50MB", apply_bytes<&bo::disk_free_limit>, nullptr,
+   show_uint<uint64_t, &bo::disk_free_limit>},
+  {"Resource limits", "queue-memory-limit", 0, "SIZE", false, scope::anywhere,
+   "Message bytes a queue keeps in memory; the rest of its backlog is paged "
+   "to the data directory; 0 never pages",
+   "64MiB", apply_bytes<&bo::queue_memory_limit>, nullptr,
+   show_uint<uint64_t, &bo::queue_memory_limit>},
   // -- security
   {"Security", "auth", 0, "yes|no", false, scope::anywhere,
    "Require SASL authentication (PLAIN, AMQPLAIN)", nullptr,
@@ -331,6 +397,11 @@ const option_spec schema[] = {
   {"Security", "vhost", 0, "NAME", true, scope::anywhere,
    "Create virtual host NAME at startup; repeatable; \"/\" always exists", "/",
    apply_vhost, reset_vhosts, show_vhosts},
+  {"Security", "definitions", 0, "FILE", false, scope::anywhere,
+   "Create the vhosts, exchanges, queues and bindings of a definitions file "
+   "(JSON, as exported by 'flotilla definitions export') at startup",
+   "none", apply_path<&bo::definitions, true>, nullptr,
+   show_string<&bo::definitions>},
   // -- logging
   {"Logging", "log-output", 0, "DEST", false, scope::anywhere,
    "Where logs go: stderr, stdout or a file path", nullptr, apply_log_output,
@@ -745,6 +816,44 @@ std::vector<std::string> option_names() {
   for (auto& s : schema)
     r.emplace_back(s.name);
   return r;
+}
+
+bool parse_bytes(std::string_view text, uint64_t& out) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
+    ++digits;
+  if (digits == 0)
+    return false;
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + digits, v);
+  if (ec != std::errc{} || ptr != text.data() + digits)
+    return false;
+  auto unit = lower(text.substr(digits));
+  struct unit_def {
+    const char* name;
+    uint64_t factor;
+  };
+  static constexpr unit_def units[] = {
+    {"", 1},
+    {"b", 1},
+    {"kb", 1000},
+    {"mb", 1000 * 1000},
+    {"gb", 1000 * 1000 * 1000},
+    {"tb", uint64_t{1000} * 1000 * 1000 * 1000},
+    {"kib", uint64_t{1} << 10},
+    {"mib", uint64_t{1} << 20},
+    {"gib", uint64_t{1} << 30},
+    {"tib", uint64_t{1} << 40},
+  };
+  for (auto& u : units) {
+    if (unit != u.name)
+      continue;
+    if (v > std::numeric_limits<uint64_t>::max() / u.factor)
+      return false;
+    out = v * u.factor;
+    return true;
+  }
+  return false;
 }
 
 std::string_view version() {

@@ -78,6 +78,22 @@ struct broker_options {
   /// Quarantine damaged journal segments instead of refusing to start.
   bool repair_journal = false;
 
+  // -- resource limits -------------------------------------------------------
+
+  /// Memory high watermark: above it, publishing connections are blocked
+  /// (connection.blocked) until memory use falls back. A fraction of the
+  /// machine's memory (or of the cgroup's limit, if lower) when
+  /// `memory_high_watermark_bytes` is 0, else that many bytes. 0 and 0
+  /// disable the alarm.
+  double memory_high_watermark = 0.4;
+  uint64_t memory_high_watermark_bytes = 0;
+  /// Free space the data directory's file system must keep: below it,
+  /// publishing connections are blocked. 0 disables the alarm.
+  uint64_t disk_free_limit = 50000000;
+  /// Message bytes a queue keeps in memory before it pages the rest of its
+  /// backlog out to disk (in the data directory); 0 never pages.
+  uint64_t queue_memory_limit = uint64_t{64} << 20;
+
   // -- security and virtual hosts --------------------------------------------
 
   /// Require SASL authentication. With false, any user name is accepted.
@@ -87,6 +103,9 @@ struct broker_options {
   /// Virtual hosts created at startup, in order, without duplicates.
   /// Invariant: vhosts.front() == "/", which always exists.
   std::vector<std::string> vhosts = {"/"};
+  /// A definitions file (JSON, see docs/management.md) applied at startup,
+  /// after recovery. Empty means none.
+  std::string definitions;
 
   // -- logging ---------------------------------------------------------------
 
@@ -156,6 +175,12 @@ std::string describe(const broker_options& opts);
 /// mean "this level and above". qpidd's `:category` suffix is not supported.
 /// Returns false (leaving `out` alone) if `text` is not of that form.
 bool parse_log_enable(std::string_view text, log_level& out);
+
+/// Parses a byte count: an integer with an optional unit, decimal (kB, MB,
+/// GB, TB) or binary (KiB, MiB, GiB, TiB), case-insensitive, as in "50MB"
+/// or "512MiB". Returns false (leaving `out` alone) on anything else or on
+/// overflow.
+bool parse_bytes(std::string_view text, uint64_t& out);
 
 /// Returns the long name of every option, command-line-only ones included
 /// ("help", "version", "config"), in `--help` order.

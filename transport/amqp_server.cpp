@@ -311,6 +311,11 @@ private:
   void on_heartbeat_tick() {
     auto now = steady::now();
     auto interval = std::chrono::seconds(heartbeat_);
+    // While reading is paused (the actor is behind, or the connection is
+    // blocked by a resource alarm) the peer's heartbeats sit unread in the
+    // socket: do not count that time against it, as RabbitMQ does not.
+    if (paused_)
+      last_read_ = now;
     if (now - last_read_ > 2 * interval) {
       FLOTILLA_LOG(warning, "connection " << info_.peer
                                           << ": missed heartbeats from client, "

@@ -123,6 +123,12 @@ TEST_SUITE("config") {
                         "no",
                         "--repair-journal",
                         "yes",
+                        "--memory-high-watermark",
+                        "2GiB",
+                        "--disk-free-limit",
+                        "1GB",
+                        "--queue-memory-limit",
+                        "1MiB",
                         "--auth",
                         "no",
                         "--users-file",
@@ -131,6 +137,8 @@ TEST_SUITE("config") {
                         "orders",
                         "--vhost",
                         "billing",
+                        "--definitions",
+                        "/etc/flotilla/definitions.json",
                         "--log-output",
                         "/var/log/flotillad.log",
                         "--log-enable",
@@ -163,9 +171,14 @@ TEST_SUITE("config") {
     CHECK(o.truncate);
     CHECK(!o.store_sync);
     CHECK(o.repair_journal);
+    CHECK(o.memory_high_watermark_bytes == (uint64_t{2} << 30));
+    CHECK(o.memory_high_watermark == 0);
+    CHECK(o.disk_free_limit == 1000000000);
+    CHECK(o.queue_memory_limit == (uint64_t{1} << 20));
     CHECK_FALSE(o.auth);
     CHECK(o.users_file == "/etc/flotilla/users");
     CHECK(o.vhosts == std::vector<std::string>{"/", "orders", "billing"});
+    CHECK(o.definitions == "/etc/flotilla/definitions.json");
     CHECK(o.log_output == "/var/log/flotillad.log");
     CHECK(o.log_enable == log_level::warning);
     CHECK(o.inspector_port == 8080);
@@ -200,6 +213,47 @@ TEST_SUITE("config") {
     REQUIRE(p.result.ok);
     CHECK(p.opts.daemon);
     CHECK(p.opts.port == 7);
+  }
+
+  TEST_CASE("sizes and memory watermarks") {
+    uint64_t v = 0;
+    CHECK(parse_bytes("0", v));
+    CHECK(v == 0);
+    CHECK(parse_bytes("50MB", v));
+    CHECK(v == 50000000);
+    CHECK(parse_bytes("512mib", v));
+    CHECK(v == (uint64_t{512} << 20));
+    CHECK(parse_bytes("3kB", v));
+    CHECK(v == 3000);
+    CHECK(parse_bytes("7b", v));
+    CHECK(v == 7);
+    CHECK_FALSE(parse_bytes("", v));
+    CHECK_FALSE(parse_bytes("MB", v));
+    CHECK_FALSE(parse_bytes("5 MB", v));
+    CHECK_FALSE(parse_bytes("5XB", v));
+    CHECK_FALSE(parse_bytes("-5", v));
+    CHECK_FALSE(parse_bytes("99999999999TiB", v));
+    CHECK(v == 7);
+    auto p = parse(args{"--memory-high-watermark", "0.25"});
+    REQUIRE(p.result.ok);
+    CHECK(p.opts.memory_high_watermark == 0.25);
+    CHECK(p.opts.memory_high_watermark_bytes == 0);
+    p = parse(args{"--memory-high-watermark", "0"});
+    REQUIRE(p.result.ok);
+    CHECK(p.opts.memory_high_watermark == 0);
+    CHECK(p.opts.memory_high_watermark_bytes == 0);
+    for (auto bad : {"1.5", "-0.1", "0.4x", "lots", ".", "nan"}) {
+      p = parse(args{"--memory-high-watermark", bad});
+      CHECK_MESSAGE(!p.result.ok, bad);
+      CHECK(p.result.error.find("memory-high-watermark") != std::string::npos);
+    }
+    // describe() writes a fraction so that it reads back as one.
+    broker_options o;
+    o.memory_high_watermark = 1.0;
+    auto d = describe(o);
+    CHECK(d.find("memory-high-watermark = 1.0\n") != std::string::npos);
+    p = parse(args{"--disk-free-limit", "ten"});
+    CHECK_FALSE(p.result.ok);
   }
 
   TEST_CASE("port 0 asks for a free port") {
