@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/events.hpp"
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
 #include "actors/store_actor.hpp"
@@ -181,6 +182,18 @@ void broker::set_alarm(alarm_source source, bool on) {
                                                     "publish are blocked");
   else
     FLOTILLA_LOG(warning, "resource alarm cleared: " << name);
+  if (auto* sink = events()) {
+    // The names of the overview's alarm list.
+    broker_event e;
+    e.kind = "alarm";
+    e.action = on ? "raised" : "cleared";
+    e.name = source == memory_alarm ? "memory"
+             : source == disk_alarm ? "disk"
+                                    : "store";
+    e.details.emplace_back("description", name);
+    e.details.emplace_back("publishers_blocked", after != 0 ? "true" : "false");
+    sink->publish(std::move(e));
+  }
   if (after != 0 || before == 0)
     return;
   FLOTILLA_LOG(warning, "all resource alarms cleared; publishers resume");

@@ -8,6 +8,7 @@ The disk tests mount a small tmpfs on the broker's data directory (needs
 root, which the CI has; see ../shared/PLATFORM.md) and unmount it after.
 """
 
+import json
 import subprocess
 import threading
 import time
@@ -80,6 +81,9 @@ def test_memory_alarm_blocks_publishers_until_memory_is_freed(broker):
     admin = helpers.connect(broker.port)
     ach = admin.channel()
     ach.queue_declare(q)
+    # Alarm events on the management topic exchange (docs/management.md).
+    events = ach.queue_declare("", exclusive=True).method.queue
+    ach.queue_bind(events, "qmf.default.topic", "alarm.#")
     pub = Publisher(broker.port, q, 1 << 20)
     pub.start()
     assert pub.blocked.wait(60), "never blocked; log:\n" + broker.log_tail()
@@ -100,6 +104,15 @@ def test_memory_alarm_blocks_publishers_until_memory_is_freed(broker):
     # Every publish was taken in once the alarm cleared: none was lost.
     assert depth(ach, q) == pub.published - purged
     ach.queue_purge(q)
+    got = []
+    while True:
+        m, props, body = ach.basic_get(events, auto_ack=True)
+        if m is None:
+            break
+        ev = json.loads(body)
+        got.append((m.routing_key, ev["name"], ev["details"]["publishers_blocked"]))
+    assert got == [("alarm.raised", "memory", "true"),
+                   ("alarm.cleared", "memory", "false")]
     helpers.close_quietly(admin)
     log = broker.log_text()
     assert "resource alarm set: memory" in log
