@@ -580,7 +580,9 @@ caf::behavior connection_impl(connection_self self, broker* node,
       self->state.shutdown(reason);
     },
     [=](mgmt_atom) -> connection_stats {
-      return management_stats(self->state);
+      auto s = management_stats(self->state);
+      s.mailbox = self->mailbox().size();
+      return s;
     },
     [=](timeout_atom) {
       auto& st = self->state;

@@ -458,7 +458,9 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
     },
     [=](mgmt_atom) -> queue_stats {
       // Not a use of the queue: x-expires keeps counting.
-      return management_stats(self);
+      auto s = management_stats(self);
+      s.mailbox = self->mailbox().size();
+      return s;
     },
     [=](purge_atom) -> op_result {
       auto& st = self->state;

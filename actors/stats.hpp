@@ -37,6 +37,9 @@ struct queue_stats {
   double deliver_rate = 0;
   double ack_rate = 0;
   double rate_window_seconds = 0;
+  /// Messages waiting in the queue actor's mailbox when it answered (CAF's
+  /// approximation; the inspector shows it).
+  uint64_t mailbox = 0;
 };
 
 /// One open channel, as its connection actor sees it.
@@ -74,6 +77,8 @@ struct connection_stats {
   std::string client_product;
   std::vector<channel_stats> channels;
   std::vector<consumer_stats> consumers;
+  /// Messages waiting in the connection actor's mailbox when it answered.
+  uint64_t mailbox = 0;
 };
 
 } // namespace flotilla

@@ -1,6 +1,7 @@
-// flotillad: one Flotilla node. Parses options, starts the actor system and
-// the AMQP listener, prints "listening port=N", and runs until SIGTERM or
-// SIGINT, then closes every client with 320 CONNECTION_FORCED and exits 0.
+// flotillad: one Flotilla node. Parses options, starts the actor system, the
+// web inspector and the AMQP listener, prints "inspector port=N" and then
+// "listening port=N", and runs until SIGTERM or SIGINT, then closes every
+// client with 320 CONNECTION_FORCED and exits 0.
 
 #include <cerrno>
 #include <chrono>
@@ -27,6 +28,7 @@
 #include "management/agent.hpp"
 #include "management/definitions.hpp"
 #include "transport/amqp_server.hpp"
+#include "transport/inspector_server.hpp"
 
 namespace fs = std::filesystem;
 using namespace flotilla;
@@ -79,6 +81,23 @@ int daemonize() {
   close(fds[0]);
   setsid();
   return fds[1];
+}
+
+/// Returns the directory of the built inspector page: --inspector-web-dir,
+/// else "web" next to the binary's folder (the build tree: BUILD/apps/
+/// flotillad and BUILD/web), else the source tree's build output.
+std::string find_web_dir(const config::broker_options& opts) {
+  if (!opts.inspector_web_dir.empty())
+    return opts.inspector_web_dir;
+  std::error_code ec;
+  auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    for (auto& candidate :
+         {exe.parent_path().parent_path() / "web", exe.parent_path() / "web"})
+      if (fs::is_regular_file(candidate / "index.html", ec))
+        return candidate.string();
+  }
+  return {};
 }
 
 /// Raises the open-files limit to the hard limit: every client is a socket.
@@ -200,12 +219,37 @@ int run(config::broker_options& opts) {
     FLOTILLA_LOG(notice, "definitions: " << summary);
   }
   // The management agents: qmf.default.direct / qmf.default.topic.
-  auto agents = management::install_agents(node);
+  auto installed = management::install_agents(node);
+  auto& agents = installed.agents;
   auto stop_agents = [&agents] {
     for (auto& a : agents)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     agents.clear();
   };
+
+  // The web inspector: its own Beast thread, asks the agents for snapshots.
+  inspector_server::options iopts;
+  iopts.interface = opts.inspector_interface;
+  iopts.port = opts.inspector_port;
+  iopts.web_dir = find_web_dir(opts);
+  iopts.auth = opts.auth;
+  iopts.metrics_per_object = opts.inspector_metrics_per_object;
+  std::unique_ptr<inspector_server> inspector;
+  try {
+    inspector
+      = std::make_unique<inspector_server>(installed.door, node.users(), iopts);
+  } catch (std::exception& e) {
+    FLOTILLA_LOG(error, e.what());
+    std::fprintf(stderr, "flotillad: %s\n", e.what());
+    stop_agents();
+    node.stop();
+    return 1;
+  }
+  inspector->start();
+  if (iopts.web_dir.empty())
+    FLOTILLA_LOG(warning, "inspector: the page (web/) was not found; the API "
+                          "and /metrics work, the page does not "
+                          "(--inspector-web-dir)");
 
   amqp_server::options sopts;
   sopts.interface = opts.interface;
@@ -218,6 +262,7 @@ int run(config::broker_options& opts) {
   } catch (std::exception& e) {
     FLOTILLA_LOG(error, e.what());
     std::fprintf(stderr, "flotillad: %s\n", e.what());
+    inspector->stop();
     stop_agents();
     node.stop();
     return 1;
@@ -251,7 +296,10 @@ int run(config::broker_options& opts) {
     std::ofstream{pid_file} << getpid() << '\n';
   }
 
-  auto line = "listening port=" + std::to_string(server->port()) + "\n";
+  // The inspector line first: harnesses wait for "listening" and then know
+  // both ports.
+  auto line = "inspector port=" + std::to_string(inspector->port())
+              + "\nlistening port=" + std::to_string(server->port()) + "\n";
   std::fputs(line.c_str(), stdout);
   std::fflush(stdout);
   if (daemon_pipe >= 0) {
@@ -264,6 +312,8 @@ int run(config::broker_options& opts) {
   FLOTILLA_LOG(notice, "flotillad " << config::version() << " listening on "
                                     << opts.interface << ":" << server->port()
                                     << " (node " << opts.name << ")");
+  FLOTILLA_LOG(notice, "inspector on http://" << opts.inspector_interface << ":"
+                                              << inspector->port() << "/");
 
   int sig = 0;
   sigwait(&sigs, &sig);
@@ -277,6 +327,7 @@ int run(config::broker_options& opts) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   server->stop();
   server.reset();
+  inspector->stop();
   caf::anon_send_exit(monitor, caf::exit_reason::user_shutdown);
   stop_agents();
   node.stop();

@@ -419,6 +419,17 @@ const option_spec schema[] = {
    "Address the inspector binds to", nullptr,
    apply_name<&bo::inspector_interface, false>, nullptr,
    show_string<&bo::inspector_interface>},
+  {"Inspector", "inspector-web-dir", 0, "DIR", false, scope::anywhere,
+   "Directory of the inspector page (default: web/dist of the source tree "
+   "the binary was built from)",
+   "auto", apply_path<&bo::inspector_web_dir, true>, nullptr,
+   show_string<&bo::inspector_web_dir>},
+  {"Inspector", "inspector-metrics-per-object", 0, "yes|no", false,
+   scope::anywhere,
+   "/metrics: one series per queue, exchange and connection (yes), or sums "
+   "per vhost (no)",
+   nullptr, apply_bool<&bo::inspector_metrics_per_object>, nullptr,
+   show_bool<&bo::inspector_metrics_per_object>},
   // -- cluster
   {"Cluster", "cluster-name", 0, "NAME", false, scope::anywhere,
    "Join the cluster NAME; without it the broker is standalone", "none",

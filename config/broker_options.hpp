@@ -120,6 +120,12 @@ struct broker_options {
   uint16_t inspector_port = 15672;
   /// Address the inspector binds to.
   std::string inspector_interface = "127.0.0.1";
+  /// Directory of the inspector page (web/dist); empty: found next to the
+  /// binary (build tree, scripts/run).
+  std::string inspector_web_dir;
+  /// /metrics gives one series per queue, exchange and connection (yes) or
+  /// sums per vhost (no); ?per_object= overrides per scrape.
+  bool inspector_metrics_per_object = true;
 
   // -- cluster ---------------------------------------------------------------
 

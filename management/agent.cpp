@@ -22,9 +22,32 @@
 #include "config/broker_options.hpp"
 #include "config/users.hpp"
 #include "management/convert.hpp"
+#include "management/metrics.hpp"
+#include "management/service.hpp"
 #include "protocol/management.pb.h"
 
+namespace flotilla::management {
+namespace {
+/// What the service door sends to an agent (see management/service.hpp).
+struct door_request {
+  std::string json;
+  std::string user;
+  /// The node asks (healthz): no user, every vhost.
+  bool internal = false;
+  service::response_handler done;
+};
+struct metrics_request {
+  bool per_object = false;
+  service::text_handler done;
+};
+} // namespace
+} // namespace flotilla::management
+
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::broker_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::shared_ptr<flotilla::management::door_request>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(
+  std::shared_ptr<flotilla::management::metrics_request>)
 
 namespace flotilla::management {
 
@@ -58,11 +81,18 @@ uint64_t resident_bytes() {
   return resident * 4096;
 }
 
+using door_atom = caf::atom_constant<caf::atom("door")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+
+/// vhost name -> its agent; filled by install_agents before any request.
+using agent_map = std::unordered_map<std::string, caf::actor>;
+
 struct agent_state {
   static inline const char* name = "management";
   broker* node = nullptr;
   const vhost_ref* home = nullptr; ///< The vhost this agent serves.
   int64_t started_at = 0;
+  std::shared_ptr<const agent_map> agents;
 };
 
 using agent_self = caf::stateful_actor<agent_state>*;
@@ -79,6 +109,10 @@ struct call {
   const vhost_ref* vhost = nullptr; ///< The vhost the request targets.
   Request req;
   Response resp;
+  /// Set for the service door: receives the response instead of reply_to.
+  std::function<void(Response&)> deliver;
+  /// Internal callers (metrics): one page holds every object.
+  bool unlimited = false;
 };
 
 using call_ptr = std::shared_ptr<call>;
@@ -121,6 +155,10 @@ void finish(const call_ptr& c) {
   auto& st = c->self->state;
   if (c->resp.status() == 0)
     c->resp.set_status(200);
+  if (c->deliver) {
+    c->deliver(c->resp);
+    return;
+  }
   std::string body;
   pr::basic_properties props;
   if (c->binary) {
@@ -203,6 +241,8 @@ const char* kind_name(Kind k) {
       return "ha_replicator";
     case CLUSTER_MEMBER:
       return "cluster_member";
+    case ACTOR:
+      return "actor";
     default:
       return "(no kind)";
   }
@@ -419,6 +459,8 @@ window paginate(const call_ptr& c, size_t total) {
   auto& o = c->req.list();
   uint32_t size = o.page_size() == 0 ? default_page_size
                                      : std::min(o.page_size(), max_page_size);
+  if (c->unlimited)
+    size = static_cast<uint32_t>(std::max<size_t>(total, 1));
   uint32_t page = o.page() == 0 ? 1 : o.page();
   auto& r = c->resp;
   r.set_total(total);
@@ -781,6 +823,183 @@ void list_users(const call_ptr& c) {
   finish(c);
 }
 
+// -- actors
+// ------------------------------------------------------------------------
+
+/// One row of LIST ACTOR before its statistics arrive.
+struct actor_row {
+  Actor out;
+  caf::actor handle;
+  bool is_queue = false;
+};
+
+bool actor_sort_key(const std::string& key) {
+  return key == "name" || key == "kind" || key == "vhost" || key == "mailbox"
+         || key == "messages" || key == "in_rate" || key == "out_rate";
+}
+
+double actor_metric(const std::string& key, const Actor& a) {
+  if (key == "mailbox")
+    return static_cast<double>(a.mailbox());
+  if (key == "messages")
+    return static_cast<double>(a.messages());
+  if (key == "in_rate")
+    return a.in_rate();
+  return a.out_rate();
+}
+
+void fill_actor(const queue_stats* s, Actor& out) {
+  if (s == nullptr) {
+    out.set_state("not answering");
+    return;
+  }
+  out.set_state("running");
+  out.set_mailbox(s->mailbox);
+  out.set_messages(s->messages_ready + s->messages_unacked);
+  out.set_in_rate(s->publish_rate);
+  out.set_out_rate(s->deliver_rate);
+  out.set_in_total(s->published);
+  out.set_out_total(s->delivered);
+}
+
+/// LIST ACTOR: every actor of the vhosts the user may open, plus the
+/// node-wide ones. Statistics come from the queues and connections
+/// themselves (mgmt_atom); a name sort asks only the queues of the page.
+void list_actors(const call_ptr& c) {
+  auto key = sort_key(c);
+  if (!actor_sort_key(key)) {
+    fail(c, 400,
+         "unknown sort key '" + key
+           + "' for actors; expected name, kind, vhost, mailbox, messages, "
+             "in_rate or out_rate");
+    return;
+  }
+  gather_connections(c->self, nullptr, [c, key](auto& conns) {
+    auto* node = c->self->state.node;
+    auto& node_name = node->limits().node_name;
+    auto& pattern = c->req.list().pattern();
+    std::vector<actor_row> rows;
+    auto add = [&](const char* kind, const std::string& name,
+                   const std::string& vhost, const caf::actor& h) {
+      if (!matches(pattern, name) && !matches(pattern, kind))
+        return static_cast<actor_row*>(nullptr);
+      actor_row r;
+      r.out.set_kind(kind);
+      r.out.set_name(name);
+      r.out.set_node(node_name);
+      r.out.set_vhost(vhost);
+      r.out.set_state("-");
+      r.out.set_id(h ? h.id() : 0);
+      r.handle = h;
+      rows.push_back(std::move(r));
+      return &rows.back();
+    };
+    if (node->store())
+      add("store", "journal", "", node->store());
+    for (auto* vh : node->vhosts()) {
+      if (c->account != nullptr && !c->account->may_access(vh->name))
+        continue;
+      add("vhost", vh->name, vh->name, vh->actor);
+      if (auto& agents = c->self->state.agents) {
+        auto i = agents->find(vh->name);
+        if (i != agents->end())
+          if (auto* r
+              = add("management", "agent " + vh->name, vh->name, i->second);
+              r != nullptr
+              && i->second == caf::actor_cast<caf::actor>(c->self)) {
+            // The answering agent knows its own mailbox.
+            r->out.set_state("running");
+            r->out.set_mailbox(c->self->mailbox().size());
+            r->out.add_measured("mailbox");
+          }
+      }
+      for (auto& x : vh->table->exchanges())
+        if (auto* r = add("exchange", x->name.empty() ? "(default)" : x->name,
+                          vh->name, x->actor)) {
+          r->out.set_messages(x->binding_count());
+          r->out.add_measured("messages");
+        }
+      for (auto& q : vh->table->queues())
+        if (auto* r = add("queue", q->name, vh->name, q->actor)) {
+          r->is_queue = true;
+          for (auto* m : {"mailbox", "messages", "rates", "totals"})
+            r->out.add_measured(m);
+        }
+    }
+    for (auto& [handle, s] : conns) {
+      if (c->account != nullptr && !c->account->may_access(s.vhost))
+        continue;
+      auto name = s.peer + " (id " + std::to_string(s.id) + ")";
+      if (auto* r = add("connection", name, s.vhost, handle)) {
+        r->out.set_state("running");
+        r->out.set_mailbox(s.mailbox);
+        r->out.set_in_total(s.published);
+        r->out.set_out_total(s.delivered);
+        r->out.add_measured("mailbox");
+        r->out.add_measured("totals");
+      }
+    }
+    auto by_name = [](const actor_row& a, const actor_row& b) {
+      return std::tie(a.out.name(), a.out.kind(), a.out.vhost())
+             < std::tie(b.out.name(), b.out.kind(), b.out.vhost());
+    };
+    std::sort(rows.begin(), rows.end(), by_name);
+    auto emit_page = [c](std::vector<actor_row>& rows) {
+      auto w = paginate(c, rows.size());
+      std::vector<size_t> asked;
+      std::vector<caf::actor> handles;
+      for (size_t i = w.begin; i < w.end; ++i)
+        if (rows[i].is_queue && rows[i].out.state() == "-") {
+          asked.push_back(i);
+          handles.push_back(rows[i].handle);
+        }
+      auto shared = std::make_shared<std::vector<actor_row>>(std::move(rows));
+      gather<queue_stats>(
+        c->self, handles, [c, shared, asked, w](queue_replies& replies) {
+          auto& rows = *shared;
+          for (size_t k = 0; k < asked.size(); ++k)
+            fill_actor(replies[k] ? &*replies[k] : nullptr, rows[asked[k]].out);
+          for (size_t i = w.begin; i < w.end; ++i)
+            *c->resp.add_objects()->mutable_actor() = std::move(rows[i].out);
+          finish(c);
+        });
+    };
+    if (key == "name" || key == "kind" || key == "vhost") {
+      if (key == "kind")
+        sort_items(c, rows, [](const actor_row& a, const actor_row& b) {
+          return a.out.kind() < b.out.kind();
+        });
+      else if (key == "vhost")
+        sort_items(c, rows, [](const actor_row& a, const actor_row& b) {
+          return a.out.vhost() < b.out.vhost();
+        });
+      else if (c->req.list().sort_reverse())
+        std::reverse(rows.begin(), rows.end());
+      return emit_page(rows);
+    }
+    // Sorting by a statistic needs every queue's statistics first.
+    std::vector<size_t> queues;
+    std::vector<caf::actor> handles;
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (rows[i].is_queue) {
+        queues.push_back(i);
+        handles.push_back(rows[i].handle);
+      }
+    auto shared = std::make_shared<std::vector<actor_row>>(std::move(rows));
+    gather<queue_stats>(
+      c->self, handles,
+      [c, key, shared, queues, emit_page](queue_replies& replies) {
+        auto& rows = *shared;
+        for (size_t k = 0; k < queues.size(); ++k)
+          fill_actor(replies[k] ? &*replies[k] : nullptr, rows[queues[k]].out);
+        sort_items(c, rows, [&key](const actor_row& a, const actor_row& b) {
+          return actor_metric(key, a.out) < actor_metric(key, b.out);
+        });
+        emit_page(rows);
+      });
+  });
+}
+
 void list(const call_ptr& c) {
   switch (c->req.kind()) {
     case QUEUE:
@@ -803,6 +1022,8 @@ void list(const call_ptr& c) {
       paginate(c, 1);
       fill_broker(c->self, *c->resp.add_objects()->mutable_broker());
       return finish(c);
+    case ACTOR:
+      return list_actors(c);
     case LINK:
     case BRIDGE:
     case HA_REPLICATOR:
@@ -813,8 +1034,8 @@ void list(const call_ptr& c) {
     default:
       return fail(c, 400,
                   "list needs a kind: queue, exchange, binding, connection, "
-                  "channel, consumer, vhost, user, broker, link, bridge, "
-                  "ha_replicator or cluster_member");
+                  "channel, consumer, vhost, user, broker, actor, link, "
+                  "bridge, ha_replicator or cluster_member");
   }
 }
 
@@ -1252,43 +1473,19 @@ bool is_change(Method m) {
   return m == CREATE || m == DELETE || m == PURGE || m == CLOSE_CONNECTION;
 }
 
-void on_request(agent_self self, const message_ptr& m) {
-  auto& st = self->state;
-  auto& p = m->properties;
-  if (!p.reply_to || p.reply_to->empty()) {
-    FLOTILLA_LOG(debug, "management: request without reply_to ignored");
-    return;
-  }
-  auto c = std::make_shared<call>();
-  c->self = self;
-  c->reply_to = *p.reply_to;
-  c->correlation_id = p.correlation_id;
-  auto type = p.content_type.value_or(json_type);
-  if (type == protobuf_type) {
-    c->binary = true;
-    if (!c->req.ParseFromString(m->body))
-      return fail(c, 400, "the body is not a binary management Request");
-  } else if (type == json_type || type == "text/json" || type.empty()) {
-    gp::util::JsonParseOptions o;
-    o.case_insensitive_enum_parsing = true;
-    auto status = gp::util::JsonStringToMessage(m->body, &c->req, o);
-    if (!status.ok())
-      return fail(c, 400,
-                  "the body is not a JSON management Request: "
-                    + std::string{status.message()});
-  } else {
-    return fail(c, 400,
-                "unsupported content_type '" + type + "'; use "
-                  + std::string{json_type} + " or " + protobuf_type);
-  }
+/// Checks who may run `c->req` and runs it. `user_id` is the validated
+/// user_id of an AMQP request, or the user the inspector authenticated.
+void authorize_and_run(const call_ptr& c,
+                       const std::optional<std::string>& user_id) {
+  auto& st = c->self->state;
   auto& node = *st.node;
   auto target = c->req.vhost().empty() ? st.home->name : c->req.vhost();
   if (node.limits().auth) {
-    if (!p.user_id)
+    if (!user_id)
       return fail(c, 401,
                   "management requests must carry the user_id property set "
                   "to your login name (the broker checks it)");
-    c->user = *p.user_id;
+    c->user = *user_id;
     c->account = node.users().find(c->user);
     if (c->account == nullptr)
       return fail(c, 401, "unknown user '" + c->user + "'");
@@ -1297,7 +1494,7 @@ void on_request(agent_self self, const message_ptr& m) {
       return fail(
         c, 403, "user '" + c->user + "' may not access vhost '" + target + "'");
   } else {
-    c->user = p.user_id.value_or("");
+    c->user = user_id.value_or("");
     c->admin = true; // --auth no: everyone may do everything.
   }
   c->vhost = node.find_vhost(target);
@@ -1336,20 +1533,147 @@ void on_request(agent_self self, const message_ptr& m) {
   }
 }
 
+/// Parses a JSON Request into `c->req`; answers 400 and returns false if it
+/// is not one.
+bool parse_json_request(const call_ptr& c, const std::string& body) {
+  gp::util::JsonParseOptions o;
+  o.case_insensitive_enum_parsing = true;
+  auto status = gp::util::JsonStringToMessage(body, &c->req, o);
+  if (status.ok())
+    return true;
+  fail(c, 400,
+       "the body is not a JSON management Request: "
+         + std::string{status.message()});
+  return false;
+}
+
+void on_request(agent_self self, const message_ptr& m) {
+  auto& p = m->properties;
+  if (!p.reply_to || p.reply_to->empty()) {
+    FLOTILLA_LOG(debug, "management: request without reply_to ignored");
+    return;
+  }
+  auto c = std::make_shared<call>();
+  c->self = self;
+  c->reply_to = *p.reply_to;
+  c->correlation_id = p.correlation_id;
+  auto type = p.content_type.value_or(json_type);
+  if (type == protobuf_type) {
+    c->binary = true;
+    if (!c->req.ParseFromString(m->body))
+      return fail(c, 400, "the body is not a binary management Request");
+  } else if (type == json_type || type == "text/json" || type.empty()) {
+    if (!parse_json_request(c, m->body))
+      return;
+  } else {
+    return fail(c, 400,
+                "unsupported content_type '" + type + "'; use "
+                  + std::string{json_type} + " or " + protobuf_type);
+  }
+  authorize_and_run(c, p.user_id);
+}
+
+/// The service door (management/service.hpp): same checks, same code; the
+/// response goes to a callback instead of a reply_to queue.
+void on_door_request(agent_self self, door_request& r) {
+  auto c = std::make_shared<call>();
+  c->self = self;
+  c->deliver = [done = std::move(r.done)](Response& resp) {
+    done(resp.status(), to_json(resp));
+  };
+  if (!parse_json_request(c, r.json))
+    return;
+  if (r.internal) {
+    c->admin = true;
+    c->user = "(node)";
+    c->vhost = self->state.home;
+    return health(c);
+  }
+  authorize_and_run(c, r.user);
+}
+
+/// Gathers overview and every queue, exchange and connection of every vhost
+/// through the LIST code (unpaged), then formats /metrics.
+void on_metrics_request(agent_self self, metrics_request& r) {
+  struct pending {
+    size_t left = 0;
+    Response overview;
+    std::vector<Response> lists;
+    bool per_object = false;
+    service::text_handler done;
+  };
+  auto p = std::make_shared<pending>();
+  p->per_object = r.per_object;
+  p->done = std::move(r.done);
+  auto vhosts = self->state.node->vhosts();
+  p->lists.resize(vhosts.size() * 3);
+  p->left = p->lists.size() + 1;
+  auto step = [p] {
+    if (--p->left > 0)
+      return;
+    metrics_input in;
+    in.overview = &p->overview.overview();
+    for (auto& l : p->lists)
+      for (auto& o : l.objects()) {
+        if (o.has_queue())
+          in.queues.push_back(&o.queue());
+        else if (o.has_exchange())
+          in.exchanges.push_back(&o.exchange());
+        else if (o.has_connection())
+          in.connections.push_back(&o.connection());
+      }
+    p->done(format_metrics(in, p->per_object));
+  };
+  auto run
+    = [self, step](Method m, Kind k, const std::string& vhost, Response* out) {
+        auto c = std::make_shared<call>();
+        c->self = self;
+        c->admin = true;
+        c->unlimited = true;
+        c->user = "(metrics)";
+        c->vhost = self->state.node->find_vhost(vhost);
+        c->req.set_method(m);
+        c->req.set_kind(k);
+        c->deliver = [out, step](Response& resp) {
+          *out = std::move(resp);
+          step();
+        };
+        switch (m) {
+          case OVERVIEW:
+            return overview(c);
+          default:
+            return list(c);
+        }
+      };
+  run(OVERVIEW, KIND_UNSPECIFIED, vhosts.front()->name, &p->overview);
+  for (size_t i = 0; i < vhosts.size(); ++i) {
+    run(LIST, QUEUE, vhosts[i]->name, &p->lists[3 * i]);
+    run(LIST, EXCHANGE, vhosts[i]->name, &p->lists[3 * i + 1]);
+    run(LIST, CONNECTION, vhosts[i]->name, &p->lists[3 * i + 2]);
+  }
+}
+
+Event make_event(const broker_event& e, const std::string& node,
+                 const std::string& vhost) {
+  Event ev;
+  ev.set_kind(e.kind);
+  ev.set_action(e.action);
+  ev.set_node(node);
+  ev.set_vhost(vhost);
+  ev.set_name(e.name);
+  ev.set_timestamp_ms(now_ms());
+  for (auto& [k, v] : e.details)
+    (*ev.mutable_details())[k] = v;
+  return ev;
+}
+
 void on_event(agent_self self, broker_event& e) {
   auto& home = *self->state.home;
   auto x = home.table->find_exchange("qmf.default.topic");
   if (!x || x->binding_count() == 0)
     return; // Nobody listens.
-  Event ev;
-  ev.set_kind(e.kind);
-  ev.set_action(e.action);
-  ev.set_node(self->state.node->limits().node_name);
-  ev.set_vhost(e.vhost.empty() ? home.name : e.vhost);
-  ev.set_name(e.name);
-  ev.set_timestamp_ms(now_ms());
-  for (auto& [k, v] : e.details)
-    (*ev.mutable_details())[k] = v;
+  auto ev = make_event(e, self->state.node->limits().node_name,
+                       e.vhost.empty() ? home.name : e.vhost);
   pr::basic_properties props;
   props.content_type = json_type;
   props.app_id = "flotilla";
@@ -1360,10 +1684,12 @@ void on_event(agent_self self, broker_event& e) {
 }
 
 caf::behavior agent_impl(agent_self self, broker* node, const vhost_ref* home,
-                         int64_t started_at) {
+                         int64_t started_at,
+                         std::shared_ptr<const agent_map> agents) {
   self->state.node = node;
   self->state.home = home;
   self->state.started_at = started_at;
+  self->state.agents = std::move(agents);
   return {
     [=](enqueue_atom, enqueue_batch& batch) {
       for (auto& m : batch.messages)
@@ -1379,6 +1705,12 @@ caf::behavior agent_impl(agent_self self, broker* node, const vhost_ref* home,
     [=](event_atom, broker_event& e) {
       on_event(self, e);
     },
+    [=](door_atom, std::shared_ptr<door_request>& r) {
+      on_door_request(self, *r);
+    },
+    [=](metrics_atom, std::shared_ptr<metrics_request>& r) {
+      on_metrics_request(self, *r);
+    },
   };
 }
 
@@ -1387,6 +1719,7 @@ caf::behavior agent_impl(agent_self self, broker* node, const vhost_ref* home,
 class agent_events : public event_sink {
 public:
   void publish(broker_event e) override {
+    log->append(to_json(make_event(e, node_name, e.vhost)));
     if (e.vhost.empty()) {
       for (auto& kv : agents)
         caf::anon_send(kv.second, event_atom::value, e);
@@ -1398,14 +1731,57 @@ public:
   }
 
   /// Written by install_agents before the sink is published.
-  std::unordered_map<std::string, caf::actor> agents;
+  agent_map agents;
+  std::string node_name;
+  std::shared_ptr<event_log> log = std::make_shared<event_log>();
+};
+
+/// The service door: forwards to the agent of the default vhost.
+class agent_service : public service {
+public:
+  agent_service(caf::actor agent, std::shared_ptr<event_log> log)
+    : agent_(std::move(agent)), log_(std::move(log)) {}
+
+  void execute(std::string request_json, std::string user,
+               response_handler done) const override {
+    auto r = std::make_shared<door_request>();
+    r->json = std::move(request_json);
+    r->user = std::move(user);
+    r->done = std::move(done);
+    caf::anon_send(agent_, door_atom::value, std::move(r));
+  }
+
+  void health(response_handler done) const override {
+    auto r = std::make_shared<door_request>();
+    r->json = R"({"method": "health"})";
+    r->internal = true;
+    r->done = std::move(done);
+    caf::anon_send(agent_, door_atom::value, std::move(r));
+  }
+
+  void metrics(bool per_object, text_handler done) const override {
+    auto r = std::make_shared<metrics_request>();
+    r->per_object = per_object;
+    r->done = std::move(done);
+    caf::anon_send(agent_, metrics_atom::value, std::move(r));
+  }
+
+  const event_log& events() const override {
+    return *log_;
+  }
+
+private:
+  caf::actor agent_;
+  std::shared_ptr<event_log> log_;
 };
 
 } // namespace
 
-std::vector<caf::actor> install_agents(broker& node) {
+installation install_agents(broker& node) {
   auto sink = std::make_shared<agent_events>();
-  std::vector<caf::actor> result;
+  sink->node_name = node.limits().node_name;
+  auto agents = std::make_shared<agent_map>();
+  installation result;
   auto started = now_ms();
   caf::scoped_actor sync{node.system()};
   for (auto* vh : node.vhosts()) {
@@ -1421,7 +1797,7 @@ std::vector<caf::actor> install_agents(broker& node) {
                                        << vh->name << "' did not answer: "
                                        << node.system().render(e));
                });
-    auto agent = node.system().spawn(agent_impl, &node, vh, started);
+    auto agent = node.system().spawn(agent_impl, &node, vh, started, agents);
     if (auto x = vh->table->find_exchange("qmf.default.direct"))
       for (auto& key : {std::string{"broker"}, node.limits().node_name}) {
         binding b;
@@ -1432,8 +1808,12 @@ std::vector<caf::actor> install_agents(broker& node) {
         x->add_binding(std::move(b));
       }
     sink->agents.emplace(vh->name, agent);
-    result.push_back(agent);
+    agents->emplace(vh->name, agent);
+    result.agents.push_back(agent);
   }
+  auto home = agents->find("/");
+  result.door = std::make_shared<agent_service>(
+    home != agents->end() ? home->second : result.agents.front(), sink->log);
   node.set_event_sink(sink);
   return result;
 }

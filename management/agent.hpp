@@ -1,8 +1,9 @@
 #pragma once
 
+#include <memory>
 #include <vector>
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 
 namespace flotilla {
 class broker;
@@ -10,6 +11,16 @@ class broker;
 
 /// The management agent: the server side of docs/management.md.
 namespace flotilla::management {
+
+class service;
+
+/// What install_agents() made.
+struct installation {
+  /// The agents, one per vhost, to be stopped (exit) at shutdown.
+  std::vector<caf::actor> agents;
+  /// The in-process door to the same agents (for the web inspector).
+  std::shared_ptr<service> door;
+};
 
 /// Spawns one management agent per vhost of `node` and binds it to that
 /// vhost's qmf.default.direct exchange with the keys "broker" and the node
@@ -26,7 +37,9 @@ namespace flotilla::management {
 /// publishes a Response to the default exchange with the request's reply_to
 /// as routing key and its correlation_id. Node-local; stops with the node.
 ///
-/// Returns the agents, to be stopped (exit) at shutdown.
-std::vector<caf::actor> install_agents(broker& node);
+/// LIST ACTOR (the inspector's actors view) is served by the same code.
+///
+/// Returns the agents and the service door (management/service.hpp).
+installation install_agents(broker& node);
 
 } // namespace flotilla::management

@@ -13,6 +13,9 @@ APT_PACKAGES=(
   libcorosync-common-dev libibverbs-dev librdmacm-dev doctest-dev libtomlplusplus-dev
   # tests: real third-party clients and tools
   python3 python3-pika python3-pytest amqp-tools nodejs npm iproute2 procps
+  # the inspector: browser test (Debian's chromium, driven by playwright-core)
+  # and the /metrics exposition-format parser test
+  chromium chromium-driver python3-prometheus-client
 )
 
 missing=()
@@ -31,12 +34,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm packages used by the integration tests (amqplib), pinned by the lock file.
-if [ -f test/integration/js/package.json ]; then
-  if [ ! -d test/integration/js/node_modules ] || \
-     [ test/integration/js/package.json -nt test/integration/js/node_modules ]; then
-    echo "install-deps: npm install in test/integration/js"
-    (cd test/integration/js && npm install --no-audit --no-fund --silent >/dev/null)
-    touch test/integration/js/node_modules
+# npm packages, pinned by the lock files: the integration tests (amqplib,
+# playwright-core without its browser download: Debian's chromium is used)
+# and the inspector page (web/: Vite, chart.js, cytoscape; built by CMake).
+for dir in test/integration/js web; do
+  if [ -f $dir/package.json ]; then
+    if [ ! -d $dir/node_modules ] || [ $dir/package.json -nt $dir/node_modules ] || \
+       [ $dir/package-lock.json -nt $dir/node_modules ]; then
+      echo "install-deps: npm install in $dir"
+      (cd $dir && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+         npm install --no-audit --no-fund --silent >/dev/null)
+      touch $dir/node_modules
+    fi
   fi
-fi
+done

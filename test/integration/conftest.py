@@ -78,6 +78,7 @@ class Broker:
         self.start_timeout = start_timeout
         self.proc = None
         self.port = None
+        self.inspector_port = None
         self.listening = {}
         self.problems = []
         self._expect_exit = False
@@ -92,6 +93,11 @@ class Broker:
     @property
     def url(self):
         return "amqp://guest:guest@127.0.0.1:%d" % self.port
+
+    @property
+    def inspector_url(self):
+        """http://127.0.0.1:PORT of the web inspector (--inspector-port 0)."""
+        return "http://127.0.0.1:%d" % self.inspector_port
 
     @property
     def pid(self):
@@ -130,6 +136,7 @@ class Broker:
             raise BrokerError("%s already running" % self.describe())
         self._expect_exit = False
         self.port = None
+        self.inspector_port = None
         self.listening = {}
         found = threading.Event()
         log = open(self.log_path, "ab")
@@ -149,6 +156,12 @@ class Broker:
                     out.write(raw)
                     out.flush()
                     line = raw.decode("utf-8", "replace").strip()
+                    # flotillad prints "inspector port=N" just before
+                    # "listening port=N".
+                    if not found.is_set() and line.startswith("inspector "):
+                        m = re.search(r"\bport=(\d+)", line)
+                        if m:
+                            self.inspector_port = int(m.group(1))
                     if not found.is_set() and line.startswith("listening "):
                         fields = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
                         if fields.get("port", "").isdigit():

@@ -147,6 +147,10 @@ TEST_SUITE("config") {
                         "8080",
                         "--inspector-interface",
                         "0.0.0.0",
+                        "--inspector-web-dir",
+                        "/usr/share/flotilla/web",
+                        "--inspector-metrics-per-object",
+                        "no",
                         "--cluster-name",
                         "alpha",
                         "--config",
@@ -183,6 +187,8 @@ TEST_SUITE("config") {
     CHECK(o.log_enable == log_level::warning);
     CHECK(o.inspector_port == 8080);
     CHECK(o.inspector_interface == "0.0.0.0");
+    CHECK(o.inspector_web_dir == "/usr/share/flotilla/web");
+    CHECK_FALSE(o.inspector_metrics_per_object);
     CHECK(o.cluster_name == "alpha");
     CHECK(o.config == conf);
     // Every option that takes part in describe() was changed above.

@@ -1,0 +1,271 @@
+#include "management/metrics.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <utility>
+
+#include "protocol/management.pb.h"
+
+namespace flotilla::management {
+
+namespace {
+
+using labels = std::vector<std::pair<std::string, std::string>>;
+
+/// One metric family: written as HELP, TYPE, then its samples.
+class family {
+public:
+  family(std::string name, const char* type, const char* help)
+    : name_(std::move(name)), type_(type), help_(help) {}
+
+  void add(const labels& ls, double value) {
+    samples_.emplace_back(render(ls), value);
+  }
+
+  /// Adds `value` to the sample with labels `ls` (aggregation).
+  void sum(const labels& ls, double value) {
+    auto key = render(ls);
+    auto i = index_.find(key);
+    if (i == index_.end()) {
+      index_.emplace(key, samples_.size());
+      samples_.emplace_back(key, value);
+    } else {
+      samples_[i->second].second += value;
+    }
+  }
+
+  void write(std::string& out) const {
+    out += "# HELP " + name_ + " " + help_ + "\n";
+    out += "# TYPE " + name_ + " " + type_ + "\n";
+    for (auto& [ls, v] : samples_) {
+      out += name_;
+      out += ls;
+      out += ' ';
+      out += number(v);
+      out += '\n';
+    }
+  }
+
+private:
+  static std::string render(const labels& ls) {
+    if (ls.empty())
+      return {};
+    std::string out = "{";
+    for (size_t i = 0; i < ls.size(); ++i) {
+      if (i > 0)
+        out += ',';
+      out += ls[i].first + "=\"" + escape_label(ls[i].second) + "\"";
+    }
+    return out + "}";
+  }
+
+  static std::string number(double v) {
+    if (std::isnan(v))
+      return "NaN";
+    if (std::isinf(v))
+      return v > 0 ? "+Inf" : "-Inf";
+    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.0f", v);
+      return buf;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    return buf;
+  }
+
+  std::string name_;
+  const char* type_;
+  const char* help_;
+  std::vector<std::pair<std::string, double>> samples_;
+  std::map<std::string, size_t> index_;
+};
+
+struct queue_counter {
+  const char* name;
+  const char* help;
+  uint64_t (MessageStats::*get)() const;
+};
+
+const queue_counter queue_counters[] = {
+  {"published", "Messages the queue accepted.", &MessageStats::published},
+  {"delivered", "Messages delivered to consumers and basic.get.",
+   &MessageStats::delivered},
+  {"redelivered", "Deliveries flagged redelivered.",
+   &MessageStats::redelivered},
+  {"acked", "Messages acknowledged by consumers.", &MessageStats::acked},
+  {"rejected", "Publishes refused by x-overflow reject-publish.",
+   &MessageStats::rejected},
+  {"dead_lettered", "Messages dead-lettered.", &MessageStats::dead_lettered},
+  {"expired", "Messages expired by TTL.", &MessageStats::expired},
+  {"purged", "Messages removed by queue.purge.", &MessageStats::purged},
+  {"overflowed", "Messages dropped by x-overflow drop-head.",
+   &MessageStats::overflowed},
+  {"discarded", "Messages rejected without requeue and without DLX.",
+   &MessageStats::discarded},
+  {"requeued", "Messages returned to the queue by nack, reject or close.",
+   &MessageStats::requeued},
+};
+
+} // namespace
+
+std::string escape_label(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string format_metrics(const metrics_input& in, bool per_object) {
+  std::string out;
+  // -- broker ------------------------------------------------------------
+  if (in.overview != nullptr) {
+    auto& o = *in.overview;
+    auto& b = o.broker();
+    family info{"flotilla_build_info", "gauge",
+                "Always 1; labels name the node, cluster and version."};
+    info.add(
+      {{"node", b.node()}, {"cluster", b.cluster()}, {"version", b.version()}},
+      1);
+    info.write(out);
+    family up{"flotilla_uptime_seconds", "gauge",
+              "Seconds since the node started."};
+    up.add({}, static_cast<double>(b.uptime_ms()) / 1000.0);
+    up.write(out);
+    family mem{"flotilla_resident_memory_bytes", "gauge",
+               "Resident memory of the flotillad process (from /proc)."};
+    mem.add({}, static_cast<double>(b.memory_bytes()));
+    mem.write(out);
+    std::pair<const char*, uint64_t> counts[] = {
+      {"vhosts", o.vhosts()},           {"exchanges", o.exchanges()},
+      {"queues", o.queues()},           {"bindings", o.bindings()},
+      {"connections", o.connections()}, {"channels", o.channels()},
+      {"consumers", o.consumers()},
+    };
+    for (auto& [what, n] : counts) {
+      family f{std::string{"flotilla_"} + what, "gauge",
+               "Number of objects of this kind on the node."};
+      f.add({}, static_cast<double>(n));
+      f.write(out);
+    }
+    family ready{"flotilla_messages_ready", "gauge",
+                 "Messages ready for delivery, summed over all queues."};
+    ready.add({}, static_cast<double>(o.messages_ready()));
+    ready.write(out);
+    family unacked{"flotilla_messages_unacked", "gauge",
+                   "Messages delivered and not yet acknowledged, summed over "
+                   "all queues."};
+    unacked.add({}, static_cast<double>(o.messages_unacked()));
+    unacked.write(out);
+    family bytes{"flotilla_messages_ready_bytes", "gauge",
+                 "Body bytes of the ready messages, summed over all queues."};
+    bytes.add({}, static_cast<double>(o.bytes_ready()));
+    bytes.write(out);
+    family alarm{"flotilla_alarm", "gauge",
+                 "1 while the resource alarm is set (publishers blocked)."};
+    for (auto* source : {"memory", "disk", "store"}) {
+      bool on = false;
+      for (auto& a : o.alarms())
+        on = on || a == source;
+      alarm.add({{"source", source}}, on ? 1 : 0);
+    }
+    alarm.write(out);
+  }
+  // -- queues -------------------------------------------------------------
+  auto queue_labels = [per_object](const Queue& q) {
+    labels ls{{"vhost", q.vhost()}};
+    if (per_object)
+      ls.emplace_back("queue", q.name());
+    return ls;
+  };
+  auto emit_queue_gauge
+    = [&](const char* name, const char* help, uint64_t (Queue::*get)() const) {
+        family f{name, "gauge", help};
+        for (auto* q : in.queues)
+          f.sum(queue_labels(*q), static_cast<double>((q->*get)()));
+        f.write(out);
+      };
+  {
+    family n{"flotilla_vhost_queues", "gauge", "Queues per vhost."};
+    for (auto* q : in.queues)
+      n.sum({{"vhost", q->vhost()}}, 1);
+    n.write(out);
+  }
+  emit_queue_gauge("flotilla_queue_messages_ready",
+                   "Messages ready for delivery.", &Queue::messages_ready);
+  emit_queue_gauge("flotilla_queue_messages_unacked",
+                   "Messages delivered and not yet acknowledged.",
+                   &Queue::messages_unacked);
+  emit_queue_gauge("flotilla_queue_consumers", "Consumers of the queue.",
+                   &Queue::consumers);
+  emit_queue_gauge("flotilla_queue_bytes_ready",
+                   "Body bytes of the ready messages.", &Queue::bytes_ready);
+  for (auto& qc : queue_counters) {
+    family f{std::string{"flotilla_queue_messages_"} + qc.name + "_total",
+             "counter", qc.help};
+    for (auto* q : in.queues)
+      f.sum(queue_labels(*q), static_cast<double>((q->stats().*qc.get)()));
+    f.write(out);
+  }
+  // -- exchanges ----------------------------------------------------------
+  {
+    family n{"flotilla_vhost_exchanges", "gauge", "Exchanges per vhost."};
+    family f{"flotilla_exchange_bindings", "gauge",
+             "Bindings whose source is the exchange."};
+    for (auto* x : in.exchanges) {
+      n.sum({{"vhost", x->vhost()}}, 1);
+      labels ls{{"vhost", x->vhost()}};
+      if (per_object) {
+        ls.emplace_back("exchange", x->name());
+        ls.emplace_back("type", x->type());
+      }
+      f.sum(ls, static_cast<double>(x->bindings()));
+    }
+    n.write(out);
+    f.write(out);
+  }
+  // -- connections --------------------------------------------------------
+  {
+    auto conn_labels = [per_object](const Connection& c) {
+      labels ls{{"vhost", c.vhost()}};
+      if (per_object) {
+        ls.emplace_back("connection", std::to_string(c.id()));
+        ls.emplace_back("user", c.user());
+        ls.emplace_back("peer", c.peer());
+      }
+      return ls;
+    };
+    family n{"flotilla_vhost_connections", "gauge",
+             "Open client connections per vhost."};
+    family ch{"flotilla_connection_channels", "gauge", "Open channels."};
+    family co{"flotilla_connection_consumers", "gauge",
+              "Consumers on the connection's channels."};
+    family in_msgs{"flotilla_connection_messages_received_total", "counter",
+                   "Messages the client published on the connection."};
+    family out_msgs{"flotilla_connection_messages_sent_total", "counter",
+                    "Messages delivered to the client on the connection."};
+    for (auto* c : in.connections) {
+      n.sum({{"vhost", c->vhost()}}, 1);
+      auto ls = conn_labels(*c);
+      ch.sum(ls, c->channels());
+      co.sum(ls, c->consumers());
+      in_msgs.sum(ls, static_cast<double>(c->published()));
+      out_msgs.sum(ls, static_cast<double>(c->delivered()));
+    }
+    for (auto* f : {&n, &ch, &co, &in_msgs, &out_msgs})
+      f->write(out);
+  }
+  return out;
+}
+
+} // namespace flotilla::management
