@@ -35,6 +35,6 @@ using mgmt_atom = caf::atom_constant<caf::atom("mgmt")>;
 using event_atom = caf::atom_constant<caf::atom("event")>;
 using unblock_atom = caf::atom_constant<caf::atom("unblock")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using page_atom = caf::atom_constant<caf::atom("page")>;
+using peek_atom = caf::atom_constant<caf::atom("peek")>;
 
 } // namespace flotilla

@@ -35,6 +35,11 @@ struct broker_limits {
   uint64_t queue_memory_limit = 0;
   /// Where queues page messages out to; empty: never page.
   std::string paging_dir;
+  /// The inter-node fabric (federation/): where links connect, and this
+  /// process's federation id; shown by management. 0 / empty: no fabric.
+  uint16_t fabric_port = 0;
+  std::string fabric_interface;
+  std::string federation_id;
 };
 
 /// One virtual host: its actor (owner of names) and its routing table.
@@ -100,6 +105,11 @@ public:
   /// Returns the event sink, or nullptr.
   event_sink* events() const {
     return events_.get();
+  }
+
+  /// Returns the shared event sink, or nullptr (to wrap it: federation/).
+  std::shared_ptr<event_sink> shared_events() const {
+    return events_;
   }
 
   /// Closes every client connection with 320 CONNECTION_FORCED.

@@ -161,6 +161,7 @@ void on_publish(connection_state& st, uint16_t ch, pr::command& cmd,
     return;
   }
   ++st.published_count;
+  st.published_bytes += msg->body.size();
   if (msg->properties.expiration) {
     if (!parse_expiration(msg->properties.expiration)) {
       st.channel_error(ch, errc::precondition_failed,
@@ -274,6 +275,7 @@ void connection_state::emit_delivery(uint16_t ch, const caf::actor& queue,
                                      delivery_item& item) {
   auto& c = channels[ch];
   ++delivered_count;
+  delivered_bytes += item.msg->body.size();
   auto dtag = c.next_tag++;
   if (!no_ack) {
     c.unacked.emplace(dtag, unacked_ref{queue, item.id, true});
@@ -667,6 +669,7 @@ void on_get(connection_state& st, uint16_t ch, pr::basic_get& m) {
           ok.routing_key = r.item.msg->routing_key;
           ok.message_count = r.message_count;
           ++st.delivered_count;
+          st.delivered_bytes += r.item.msg->body.size();
           pr::append_method_frame(st.out, g.ch, ok);
           st.write_content(g.ch, *r.item.msg);
         }

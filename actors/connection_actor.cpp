@@ -16,6 +16,17 @@ namespace pr = protocol;
 namespace {
 
 constexpr auto handshake_timeout = std::chrono::seconds(10);
+
+int64_t steady_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+/// Feeds the rate window; cheap unless a period (1 s) has passed.
+void sample_rates(connection_state& st) {
+  st.rates.sample(steady_ms(), {st.published_count, st.delivered_count});
+}
 constexpr auto close_ok_timeout = std::chrono::seconds(2);
 
 pr::field_table server_properties(const broker& b) {
@@ -295,6 +306,13 @@ connection_stats management_stats(const connection_state& st) {
   r.frame_max = st.frame_max;
   r.published = st.published_count;
   r.delivered = st.delivered_count;
+  r.published_bytes = st.published_bytes;
+  r.delivered_bytes = st.delivered_bytes;
+  auto rates
+    = st.rates.rates(steady_ms(), {st.published_count, st.delivered_count},
+                     r.rate_window_seconds);
+  r.publish_rate = rates[0];
+  r.deliver_rate = rates[1];
   r.client_name = st.client_name;
   r.client_product = st.client_product;
   for (auto& [number, c] : st.channels) {
@@ -562,6 +580,7 @@ caf::behavior connection_impl(connection_self self, broker* node,
   return {
     [=](input_atom, input_batch_ptr& batch) {
       on_input_batch(self->state, std::move(batch));
+      sample_rates(self->state);
     },
     [=](unblock_atom) {
       on_unblock(self->state);
@@ -571,6 +590,7 @@ caf::behavior connection_impl(connection_self self, broker* node,
       st.on_deliveries(batch);
       st.flush_settles();
       st.flush();
+      sample_rates(st);
     },
     [=](cancelled_atom, uint64_t key) {
       self->state.on_cancelled(key);

@@ -16,6 +16,7 @@
 #include "actors/broker.hpp"
 #include "actors/connection_actor.hpp"
 #include "actors/messages.hpp"
+#include "actors/rate_window.hpp"
 #include "protocol/methods.hpp"
 
 namespace flotilla {
@@ -126,9 +127,13 @@ struct connection_state {
   int64_t connected_at_ms = 0;
   uint64_t published_count = 0; ///< Messages received from the client.
   uint64_t delivered_count = 0; ///< Messages sent to the client.
-  std::string client_name;      ///< client property connection_name.
-  std::string client_product;   ///< client property product.
-  bool cap_blocked = false;     ///< Client understands connection.blocked.
+  uint64_t published_bytes = 0; ///< Their body bytes.
+  uint64_t delivered_bytes = 0;
+  /// Publish and deliver rates (sampled when input or deliveries arrive).
+  rate_window<2> rates;
+  std::string client_name;    ///< client property connection_name.
+  std::string client_product; ///< client property product.
+  bool cap_blocked = false;   ///< Client understands connection.blocked.
 
   /// Input held while a resource alarm blocks this connection (it tried to
   /// publish). The transport stops reading once enough batches are held.

@@ -456,6 +456,18 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       arm_idle_timer(self);
       return counts(self);
     },
+    [=](peek_atom, uint32_t count) -> queue_peek {
+      // Like mgmt_atom, not a use of the queue.
+      std::vector<queue_model::peeked> items;
+      self->state.model->peek(count, items);
+      queue_peek r;
+      for (auto& p : items) {
+        r.messages.push_back(std::move(p.msg));
+        r.redelivered.push_back(p.redelivered);
+      }
+      r.ready = self->state.model->ready_count();
+      return r;
+    },
     [=](mgmt_atom) -> queue_stats {
       // Not a use of the queue: x-expires keeps counting.
       auto s = management_stats(self);

@@ -73,6 +73,16 @@ queue_model::entry queue_model::pop_ready(fifo& f) {
   return e;
 }
 
+void queue_model::peek(size_t count, std::vector<peeked>& out) const {
+  for (size_t level = levels_.size(); level-- > 0 && count > 0;)
+    for (auto& e : levels_[level]) {
+      if (count == 0)
+        break;
+      out.push_back(peeked{e.msg, e.redelivered});
+      --count;
+    }
+}
+
 // -- paging -------------------------------------------------------------------
 
 message_pager::~message_pager() = default;

@@ -280,6 +280,17 @@ public:
   /// counters::page_read_errors).
   bool set_pager(std::unique_ptr<message_pager> pager, uint64_t limit);
 
+  /// A ready message as peek() shows it.
+  struct peeked {
+    message_ptr msg;
+    bool redelivered;
+  };
+
+  /// Appends to `out` the next (at most) `count` ready messages in delivery
+  /// order, without removing or changing anything. Only messages in memory
+  /// are shown: with a paged backlog, the first part of it.
+  void peek(size_t count, std::vector<peeked>& out) const;
+
   /// Returns the number of ready messages paged out of memory.
   size_t paged_count() const {
     return paged_.size();

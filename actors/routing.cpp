@@ -301,7 +301,13 @@ void vhost_table::route(const std::string& exchange, const std::string& key,
   if (!x)
     return;
   std::vector<const exchange_entry*> visited;
+  auto before = out.size();
   route_impl(*x, key, headers, out, names, visited);
+  x->messages_in.fetch_add(1, std::memory_order_relaxed);
+  if (out.size() > before)
+    x->messages_out.fetch_add(out.size() - before, std::memory_order_relaxed);
+  else
+    x->unroutable.fetch_add(1, std::memory_order_relaxed);
 }
 
 void vhost_table::route_impl(

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <shared_mutex>
@@ -60,6 +61,12 @@ public:
   /// From the "alternate-exchange" argument; empty if none.
   const std::string alternate_exchange;
   caf::actor actor; ///< Set once by the vhost right after spawning.
+
+  /// Statistics, counted by vhost_table::route() for messages published to
+  /// this exchange (relaxed atomics; not for the default exchange).
+  mutable std::atomic<uint64_t> messages_in{0};  ///< Published to it.
+  mutable std::atomic<uint64_t> messages_out{0}; ///< Copies routed to queues.
+  mutable std::atomic<uint64_t> unroutable{0};   ///< Reached no queue.
 
   /// Adds a binding unless an identical one exists. Returns true if added.
   /// Caller holds no lock; takes the unique lock.

@@ -11,6 +11,8 @@
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
 
+#include "actors/message.hpp"
+
 namespace flotilla {
 
 /// Reply of a queue actor to (mgmt_atom): depths, counters and rates.
@@ -73,6 +75,12 @@ struct connection_stats {
   uint32_t frame_max = 0;
   uint64_t published = 0;
   uint64_t delivered = 0;
+  uint64_t published_bytes = 0;
+  uint64_t delivered_bytes = 0;
+  /// Messages per second over `rate_window_seconds` (at most 10 s).
+  double publish_rate = 0;
+  double deliver_rate = 0;
+  double rate_window_seconds = 0;
   std::string client_name;
   std::string client_product;
   std::vector<channel_stats> channels;
@@ -81,7 +89,16 @@ struct connection_stats {
   uint64_t mailbox = 0;
 };
 
+/// Reply of a queue actor to (peek_atom, uint32_t count): its next ready
+/// messages, in delivery order, left in place.
+struct queue_peek {
+  std::vector<message_ptr> messages;
+  std::vector<bool> redelivered;
+  uint64_t ready = 0; ///< All ready messages (in memory and paged).
+};
+
 } // namespace flotilla
 
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::queue_peek)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::queue_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::connection_stats)

@@ -21,6 +21,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "apps/flotilla_route.hpp"
 #include "management/client.hpp"
 #include "protocol/management.pb.h"
 
@@ -75,12 +76,16 @@ Commands:
   config add|del queue|exchange|binding ...
                                 create or delete (like qpid-config)
   purge QUEUE                   remove the ready messages of a queue
+  peek QUEUE [COUNT]            show the next ready messages, left in place
   close-connection ID [REASON]  close a client connection
   stat [connections|queues|exchanges|consumers|channels]
                                 statistics tables (like qpid-stat)
   events [KEY]                  print broker events (like qpid-printevents)
   definitions export|import FILE
                                 topology as JSON (RabbitMQ's format)
+  link add|del|list, route add|del|list|flush|map|dynamic|queue ...
+                                federation (like qpid-route; see
+                                'flotilla route --help')
 
 Options (anywhere on the line):
   -b, --broker URL   amqp://USER:PASS@HOST:PORT/VHOST (also Qpid's
@@ -149,6 +154,12 @@ Changes need the administrator tag.
   {"purge", R"(Usage: flotilla purge QUEUE
 
 Removes every ready message of QUEUE (unacked ones stay) and prints how many.
+)"},
+  {"peek", R"(Usage: flotilla peek QUEUE [COUNT]
+
+Shows the next COUNT (default 10, at most 100) ready messages of QUEUE in
+delivery order, without taking them: routing key, flags, size and the start
+of the body. --json prints the broker's reply (bodies in base64).
 )"},
   {"close-connection", R"(Usage: flotilla close-connection ID [REASON]
 
@@ -507,6 +518,18 @@ void print_objects(mg::Kind kind, const std::vector<mg::Object>& objs,
           rows);
       return;
     case mg::EXCHANGE:
+      if (stats) {
+        for (auto& o : objs) {
+          auto& x = o.exchange();
+          rows.push_back({exchange_label(x.name()), x.type(), yn(x.durable()),
+                          num(x.bindings()), num(x.messages_in()),
+                          num(x.messages_out()), num(x.unroutable())});
+        }
+        print_table(
+          {"exchange", "type", "dur", "bind", "msgIn", "msgOut", "unroutable"},
+          rows);
+        return;
+      }
       for (auto& o : objs) {
         auto& x = o.exchange();
         rows.push_back({exchange_label(x.name()), x.type(), yn(x.durable()),
@@ -528,6 +551,20 @@ void print_objects(mg::Kind kind, const std::vector<mg::Object>& objs,
                   rows);
       return;
     case mg::CONNECTION:
+      if (stats) {
+        for (auto& o : objs) {
+          auto& c = o.connection();
+          rows.push_back({num(c.id()), c.peer(), c.user(), num(c.channels()),
+                          num(c.published()), num(c.delivered()),
+                          num(c.published_bytes()), num(c.delivered_bytes()),
+                          rate(c.rates().publish()), rate(c.rates().deliver()),
+                          age(c.connected_at_ms())});
+        }
+        print_table({"id", "peer", "user", "chans", "msgIn", "msgOut",
+                     "bytesIn", "bytesOut", "in/s", "out/s", "connected"},
+                    rows);
+        return;
+      }
       for (auto& o : objs) {
         auto& c = o.connection();
         rows.push_back({num(c.id()), c.peer(), c.user(), c.vhost(),
@@ -887,6 +924,39 @@ int cmd_purge(session& s, const options& o) {
                          + num(resp.message_count()) + " messages)");
 }
 
+int cmd_peek(session& s, const options& o) {
+  if (o.args.size() < 2 || o.args.size() > 3)
+    throw usage_error{"peek needs QUEUE [COUNT]"};
+  mg::Request req;
+  req.set_method(mg::PEEK);
+  req.set_kind(mg::QUEUE);
+  req.set_name(o.args[1]);
+  if (o.args.size() == 3)
+    req.set_count(to_uint(o.args[2], "COUNT"));
+  auto resp = s.call(req);
+  if (o.json) {
+    std::cout << to_json(resp);
+    return exit_ok;
+  }
+  std::vector<std::vector<std::string>> rows;
+  size_t i = 0;
+  for (auto& m : resp.messages()) {
+    std::string body = m.body().substr(0, 60);
+    for (auto& ch : body)
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+        ch = '.';
+    if (m.body_size() > body.size())
+      body += "...";
+    rows.push_back({num(++i), exchange_label(m.exchange()), m.routing_key(),
+                    yn(m.redelivered()), num(m.body_size()), body});
+  }
+  print_table({"#", "exchange", "routing key", "redeliv", "bytes", "body"},
+              rows);
+  std::cout << "(" << resp.messages_size() << " of "
+            << num(resp.message_count()) << " ready messages)\n";
+  return exit_ok;
+}
+
 int cmd_close(session& s, const options& o) {
   if (o.args.size() < 2 || o.args.size() > 3)
     throw usage_error{"close-connection needs ID [REASON]"};
@@ -1181,6 +1251,8 @@ int run(const options& o) {
     rc = cmd_purge(s, o);
   else if (verb == "close-connection")
     rc = cmd_close(s, o);
+  else if (verb == "peek")
+    rc = cmd_peek(s, o);
   else if (verb == "stat")
     rc = cmd_stat(s, o);
   else if (verb == "events")
@@ -1201,6 +1273,8 @@ int main(int argc, char** argv) {
       return o.help ? exit_ok : exit_usage;
     }
     auto& verb = o.args[0];
+    if (verb == "route" || verb == "link") // Federation: apps/flotilla_route.
+      return flotilla::cli::route_main(o.args, o.json, o.timeout, o.help);
     auto h = verb_help.find(verb);
     if (h == verb_help.end())
       throw usage_error{"unknown command '" + verb + "'"};

@@ -25,6 +25,7 @@
 #include "actors/store_actor.hpp"
 #include "config/broker_options.hpp"
 #include "config/users.hpp"
+#include "federation/fabric.hpp"
 #include "management/agent.hpp"
 #include "management/definitions.hpp"
 #include "transport/amqp_server.hpp"
@@ -147,10 +148,32 @@ int run(config::broker_options& opts) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  federation::fabric_settings fopts;
+  fopts.interface = opts.fabric_interface;
+  fopts.port = opts.fabric_port;
+  fopts.maintenance_interval
+    = std::chrono::seconds(opts.link_maintenance_interval);
+  fopts.heartbeat_interval = std::chrono::seconds(opts.link_heartbeat_interval);
+  if (auto why = federation::validate(fopts); !why.empty()) {
+    std::fprintf(stderr, "flotillad: %s\n", why.c_str());
+    return 2;
+  }
+
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", static_cast<size_t>(opts.worker_threads));
   cfg.set("logger.verbosity", caf::atom("quiet"));
+  federation::configure(cfg, fopts);
   caf::actor_system sys{cfg};
+
+  // The fabric port opens first: management reports it (broker_limits).
+  std::unique_ptr<federation::fabric> fabric;
+  try {
+    fabric = std::make_unique<federation::fabric>(sys, fopts, users);
+  } catch (std::exception& e) {
+    FLOTILLA_LOG(error, e.what());
+    std::fprintf(stderr, "flotillad: %s\n", e.what());
+    return 1;
+  }
 
   broker_limits limits;
   limits.frame_max = opts.frame_max;
@@ -161,6 +184,9 @@ int run(config::broker_options& opts) {
   limits.node_name = opts.name;
   limits.cluster_name
     = opts.cluster_name.empty() ? opts.name : opts.cluster_name;
+  limits.fabric_port = fabric->port();
+  limits.fabric_interface = opts.fabric_interface;
+  limits.federation_id = fabric->broker_id();
   if (!opts.no_data_dir && opts.queue_memory_limit != 0) {
     limits.queue_memory_limit = opts.queue_memory_limit;
     limits.paging_dir = (fs::path{opts.data_dir} / "paging").string();
@@ -221,11 +247,14 @@ int run(config::broker_options& opts) {
   // The management agents: qmf.default.direct / qmf.default.topic.
   auto installed = management::install_agents(node);
   auto& agents = installed.agents;
-  auto stop_agents = [&agents] {
+  auto stop_agents = [&agents, &fabric] {
+    fabric->stop();
     for (auto& a : agents)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     agents.clear();
   };
+  // Federation: links and bridges (after the agents' event sink exists).
+  fabric->start(node);
 
   // The web inspector: its own Beast thread, asks the agents for snapshots.
   inspector_server::options iopts;
@@ -299,6 +328,7 @@ int run(config::broker_options& opts) {
   // The inspector line first: harnesses wait for "listening" and then know
   // both ports.
   auto line = "inspector port=" + std::to_string(inspector->port())
+              + "\nfabric port=" + std::to_string(fabric->port())
               + "\nlistening port=" + std::to_string(server->port()) + "\n";
   std::fputs(line.c_str(), stdout);
   std::fflush(stdout);
@@ -314,6 +344,9 @@ int run(config::broker_options& opts) {
                                     << " (node " << opts.name << ")");
   FLOTILLA_LOG(notice, "inspector on http://" << opts.inspector_interface << ":"
                                               << inspector->port() << "/");
+  FLOTILLA_LOG(notice, "fabric on " << opts.fabric_interface << ":"
+                                    << fabric->port() << " (federation id "
+                                    << fabric->broker_id() << ")");
 
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -435,6 +435,25 @@ const option_spec schema[] = {
    "Join the cluster NAME; without it the broker is standalone", "none",
    apply_name<&bo::cluster_name, true>, nullptr,
    show_string<&bo::cluster_name>},
+  // -- federation
+  {"Federation", "fabric-port", 0, "PORT", false, scope::anywhere,
+   "Inter-node fabric port that federation links connect to; 0 picks a free "
+   "port",
+   nullptr, apply_uint<uint16_t, &bo::fabric_port, 0, u16_max>, nullptr,
+   show_uint<uint16_t, &bo::fabric_port>},
+  {"Federation", "fabric-interface", 0, "ADDR", false, scope::anywhere,
+   "Address the fabric binds to (loopback only until the fabric has TLS)",
+   nullptr, apply_name<&bo::fabric_interface, false>, nullptr,
+   show_string<&bo::fabric_interface>},
+  {"Federation", "link-maintenance-interval", 0, "SECONDS", false,
+   scope::anywhere,
+   "First delay before a lost link reconnects; doubles up to 64 s", nullptr,
+   apply_uint<uint32_t, &bo::link_maintenance_interval, 1, 64>, nullptr,
+   show_uint<uint32_t, &bo::link_maintenance_interval>},
+  {"Federation", "link-heartbeat-interval", 0, "SECONDS", false,
+   scope::anywhere, "Fabric heartbeat; a peer silent for 4 intervals is down",
+   nullptr, apply_uint<uint32_t, &bo::link_heartbeat_interval, 1, 3600>,
+   nullptr, show_uint<uint32_t, &bo::link_heartbeat_interval>},
 };
 
 const option_spec* find_spec(std::string_view name) {

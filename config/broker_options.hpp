@@ -132,6 +132,20 @@ struct broker_options {
   /// Name of the cluster to join; empty means a standalone broker.
   std::string cluster_name;
 
+  // -- federation (federation/, docs/federation.md) -------------------------
+
+  /// Port of the inter-node fabric (CAF BASP) that federation links connect
+  /// to; 0 picks a free port (flotillad prints it, management reports it).
+  uint16_t fabric_port = 0;
+  /// Address the fabric binds to. Without TLS (not implemented yet) only
+  /// loopback addresses are accepted.
+  std::string fabric_interface = "127.0.0.1";
+  /// First delay before a link reconnects, in seconds; it doubles up to 64.
+  uint32_t link_maintenance_interval = 2;
+  /// Fabric heartbeat interval in seconds; a peer silent for four intervals
+  /// is considered down and its links reconnect.
+  uint32_t link_heartbeat_interval = 5;
+
   // -- bookkeeping -----------------------------------------------------------
 
   /// The config file that was loaded (`--config`), empty if none.

@@ -361,6 +361,9 @@ void fill(const vhost_ref& vh, const exchange_entry& x, Exchange& out) {
   out.set_replicate(string_arg(x.arguments, "qpid.replicate"));
   out.set_bindings(x.binding_count());
   out.set_builtin(builtin_exchange(x.name));
+  out.set_messages_in(x.messages_in.load(std::memory_order_relaxed));
+  out.set_messages_out(x.messages_out.load(std::memory_order_relaxed));
+  out.set_unroutable(x.unroutable.load(std::memory_order_relaxed));
 }
 
 void fill(const vhost_ref& vh, const queue_entry& q, Queue& out) {
@@ -420,6 +423,10 @@ void fill(const connection_stats& s, Connection& out) {
   out.set_frame_max(s.frame_max);
   out.set_published(s.published);
   out.set_delivered(s.delivered);
+  out.set_published_bytes(s.published_bytes);
+  out.set_delivered_bytes(s.delivered_bytes);
+  fill_rates(s.publish_rate, s.deliver_rate, 0, s.rate_window_seconds,
+             *out.mutable_rates());
   out.set_client_name(s.client_name);
   out.set_client_product(s.client_product);
 }
@@ -443,6 +450,9 @@ void fill_broker(agent_self self, Broker& out) {
   out.set_memory_bytes(resident_bytes());
   for (auto* vh : st.node->vhosts())
     out.add_vhosts(vh->name);
+  out.set_fabric_port(st.node->limits().fabric_port);
+  out.set_fabric_interface(st.node->limits().fabric_interface);
+  out.set_federation_id(st.node->limits().federation_id);
 }
 
 // -- paging
@@ -1000,7 +1010,46 @@ void list_actors(const call_ptr& c) {
   });
 }
 
+// -- federation (links and bridges live in the federation hub) ----------------
+
+using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
+
+bool federation_kind(const call_ptr& c) {
+  return c->req.kind() == LINK || c->req.kind() == BRIDGE;
+}
+
+/// Hands a link or bridge request to the federation hub (federation/), which
+/// answers a Response; protobuf bytes keep the two libraries independent.
+void ask_federation(const call_ptr& c) {
+  auto hub = c->self->system().registry().get(caf::atom("federation"));
+  if (!hub) {
+    if (c->req.method() == LIST) {
+      paginate(c, 0);
+      return finish(c);
+    }
+    return fail(c, 503, "federation is not running on this node");
+  }
+  std::string bytes;
+  c->req.SerializeToString(&bytes);
+  c->self
+    ->request(caf::actor_cast<caf::actor>(hub), stats_timeout,
+              fed_mgmt_atom::value, std::move(bytes), c->vhost->name)
+    .then(
+      [c](std::string& out) {
+        Response r;
+        if (!r.ParseFromString(out))
+          return fail(c, 500, "bad answer from the federation hub");
+        c->resp = std::move(r);
+        finish(c);
+      },
+      [c](caf::error& e) {
+        fail(c, 503, "federation hub: " + c->self->system().render(e));
+      });
+}
+
 void list(const call_ptr& c) {
+  if (federation_kind(c))
+    return ask_federation(c);
   switch (c->req.kind()) {
     case QUEUE:
       return list_queues(c);
@@ -1024,11 +1073,9 @@ void list(const call_ptr& c) {
       return finish(c);
     case ACTOR:
       return list_actors(c);
-    case LINK:
-    case BRIDGE:
     case HA_REPLICATOR:
     case CLUSTER_MEMBER:
-      // Federation, HA and clustering do not exist yet: nothing to list.
+      // HA and clustering do not exist yet: nothing to list.
       paginate(c, 0);
       return finish(c);
     default:
@@ -1050,6 +1097,8 @@ uint64_t parse_id(const std::string& text) {
 }
 
 void get(const call_ptr& c) {
+  if (federation_kind(c))
+    return ask_federation(c);
   auto& name = c->req.name();
   switch (c->req.kind()) {
     case QUEUE: {
@@ -1165,6 +1214,8 @@ bool arguments_of(const call_ptr& c, const gp::Struct& in,
 }
 
 void create(const call_ptr& c) {
+  if (federation_kind(c))
+    return ask_federation(c);
   switch (c->req.kind()) {
     case QUEUE: {
       auto& spec = c->req.queue();
@@ -1238,6 +1289,8 @@ void create(const call_ptr& c) {
 }
 
 void remove(const call_ptr& c) {
+  if (federation_kind(c))
+    return ask_federation(c);
   switch (c->req.kind()) {
     case QUEUE: {
       auto name = c->req.name().empty() ? c->req.queue().name() : c->req.name();
@@ -1316,6 +1369,66 @@ void purge(const call_ptr& c) {
   req.purge_only = true;
   req.connection_id = q->owner_connection;
   ask_vhost(c, std::move(req), 200, true);
+}
+
+void fill(const message& m, bool redelivered, PeekedMessage& out) {
+  constexpr size_t max_body = 4096;
+  out.set_exchange(m.exchange);
+  out.set_routing_key(m.routing_key);
+  out.set_redelivered(redelivered);
+  out.set_body_size(m.body.size());
+  out.set_body(m.body.substr(0, max_body));
+  out.set_body_truncated(m.body.size() > max_body);
+  auto& p = m.properties;
+  auto& f = *out.mutable_properties()->mutable_fields();
+  auto text = [&](const char* k, const std::optional<std::string>& v) {
+    if (v)
+      f[k].set_string_value(*v);
+  };
+  auto number = [&](const char* k, auto v) {
+    if (v)
+      f[k].set_number_value(static_cast<double>(*v));
+  };
+  text("content_type", p.content_type);
+  text("content_encoding", p.content_encoding);
+  number("delivery_mode", p.delivery_mode);
+  number("priority", p.priority);
+  text("correlation_id", p.correlation_id);
+  text("reply_to", p.reply_to);
+  text("expiration", p.expiration);
+  text("message_id", p.message_id);
+  number("timestamp", p.timestamp);
+  text("type", p.type);
+  text("user_id", p.user_id);
+  text("app_id", p.app_id);
+  text("cluster_id", p.cluster_id);
+  if (p.headers)
+    to_struct(*p.headers, *out.mutable_headers());
+}
+
+/// PEEK QUEUE: the next ready messages, left in place (like RabbitMQ's
+/// "get messages" with requeue, but without redelivering anything).
+void peek(const call_ptr& c) {
+  if (c->req.kind() != QUEUE && c->req.kind() != KIND_UNSPECIFIED)
+    return fail(c, 400, "only queues can be peeked at");
+  auto& name = c->req.name();
+  auto q = c->vhost->table->find_queue(name);
+  if (!q)
+    return fail(c, 404, "no queue '" + name + "' " + in_vhost(c));
+  auto count = c->req.count() == 0 ? 10u : c->req.count();
+  if (count > 100)
+    return fail(c, 400, "peek shows at most 100 messages");
+  c->self->request(q->actor, stats_timeout, peek_atom::value, count)
+    .then(
+      [c](queue_peek& p) {
+        for (size_t i = 0; i < p.messages.size(); ++i)
+          fill(*p.messages[i], p.redelivered[i], *c->resp.add_messages());
+        c->resp.set_message_count(p.ready);
+        finish(c);
+      },
+      [c, name](caf::error&) {
+        fail(c, 404, "queue '" + name + "' did not answer (deleted?)");
+      });
 }
 
 void close_connection(const call_ptr& c) {
@@ -1526,10 +1639,13 @@ void authorize_and_run(const call_ptr& c,
       return purge(c);
     case CLOSE_CONNECTION:
       return close_connection(c);
+    case PEEK:
+      return peek(c);
     default:
       return fail(c, 400,
                   "missing or unknown method; expected overview, health, "
-                  "list, get, create, delete, purge or close_connection");
+                  "list, get, create, delete, purge, close_connection or "
+                  "peek");
   }
 }
 

@@ -222,6 +222,13 @@ std::string format_metrics(const metrics_input& in, bool per_object) {
     family n{"flotilla_vhost_exchanges", "gauge", "Exchanges per vhost."};
     family f{"flotilla_exchange_bindings", "gauge",
              "Bindings whose source is the exchange."};
+    family xin{"flotilla_exchange_messages_in_total", "counter",
+               "Messages published to the exchange (not counted for the "
+               "default exchange)."};
+    family xout{"flotilla_exchange_messages_out_total", "counter",
+                "Copies the exchange routed to queues."};
+    family xun{"flotilla_exchange_unroutable_total", "counter",
+               "Messages published to the exchange that reached no queue."};
     for (auto* x : in.exchanges) {
       n.sum({{"vhost", x->vhost()}}, 1);
       labels ls{{"vhost", x->vhost()}};
@@ -230,9 +237,12 @@ std::string format_metrics(const metrics_input& in, bool per_object) {
         ls.emplace_back("type", x->type());
       }
       f.sum(ls, static_cast<double>(x->bindings()));
+      xin.sum(ls, static_cast<double>(x->messages_in()));
+      xout.sum(ls, static_cast<double>(x->messages_out()));
+      xun.sum(ls, static_cast<double>(x->unroutable()));
     }
-    n.write(out);
-    f.write(out);
+    for (auto* fam : {&n, &f, &xin, &xout, &xun})
+      fam->write(out);
   }
   // -- connections --------------------------------------------------------
   {
@@ -254,6 +264,10 @@ std::string format_metrics(const metrics_input& in, bool per_object) {
                    "Messages the client published on the connection."};
     family out_msgs{"flotilla_connection_messages_sent_total", "counter",
                     "Messages delivered to the client on the connection."};
+    family in_bytes{"flotilla_connection_received_bytes_total", "counter",
+                    "Body bytes of the messages the client published."};
+    family out_bytes{"flotilla_connection_sent_bytes_total", "counter",
+                     "Body bytes of the messages delivered to the client."};
     for (auto* c : in.connections) {
       n.sum({{"vhost", c->vhost()}}, 1);
       auto ls = conn_labels(*c);
@@ -261,8 +275,10 @@ std::string format_metrics(const metrics_input& in, bool per_object) {
       co.sum(ls, c->consumers());
       in_msgs.sum(ls, static_cast<double>(c->published()));
       out_msgs.sum(ls, static_cast<double>(c->delivered()));
+      in_bytes.sum(ls, static_cast<double>(c->published_bytes()));
+      out_bytes.sum(ls, static_cast<double>(c->delivered_bytes()));
     }
-    for (auto* f : {&n, &ch, &co, &in_msgs, &out_msgs})
+    for (auto* f : {&n, &ch, &co, &in_msgs, &out_msgs, &in_bytes, &out_bytes})
       f->write(out);
   }
   return out;

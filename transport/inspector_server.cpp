@@ -346,7 +346,7 @@ api_call route_get(const std::vector<std::string>& segments,
       return bad_paging();
     return req("list", kind, vhost, "", list);
   }
-  // Items: /api/queues/VHOST/NAME[/bindings|/consumers],
+  // Items: /api/queues/VHOST/NAME[/bindings|/consumers|/peek],
   // /api/exchanges/VHOST/NAME, /api/connections/ID, /api/vhosts/NAME,
   // /api/users/NAME, /api/nodes/NAME.
   if (kind == "queue" || kind == "exchange") {
@@ -358,6 +358,17 @@ api_call route_get(const std::vector<std::string>& segments,
       name.clear();
     if (segments.size() == 3)
       return req("get", kind, vh, name, "");
+    if (kind == "queue" && segments[3] == "peek") {
+      // /api/queues/VHOST/NAME/peek?count=N: the next ready messages.
+      auto count = q.count("count") ? q.at("count") : std::string{"10"};
+      if (count.empty() || count.size() > 3
+          || count.find_first_not_of("0123456789") != std::string::npos)
+        return api_error(400, "count must be a whole number (at most 100)");
+      auto c = req("peek", kind, vh, name, "");
+      c.request_json.pop_back(); // the closing brace
+      c.request_json += ", \"count\": " + count + "}";
+      return c;
+    }
     if (kind == "queue"
         && (segments[3] == "bindings" || segments[3] == "consumers")) {
       if (!list_options(literal_pattern(name), list))

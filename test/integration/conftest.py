@@ -79,6 +79,7 @@ class Broker:
         self.proc = None
         self.port = None
         self.inspector_port = None
+        self.fabric_port = None
         self.listening = {}
         self.problems = []
         self._expect_exit = False
@@ -137,6 +138,7 @@ class Broker:
         self._expect_exit = False
         self.port = None
         self.inspector_port = None
+        self.fabric_port = None
         self.listening = {}
         found = threading.Event()
         log = open(self.log_path, "ab")
@@ -162,6 +164,11 @@ class Broker:
                         m = re.search(r"\bport=(\d+)", line)
                         if m:
                             self.inspector_port = int(m.group(1))
+                    # ... and "fabric port=N" (federation) between them.
+                    if not found.is_set() and line.startswith("fabric "):
+                        m = re.search(r"\bport=(\d+)", line)
+                        if m:
+                            self.fabric_port = int(m.group(1))
                     if not found.is_set() and line.startswith("listening "):
                         fields = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
                         if fields.get("port", "").isdigit():

@@ -244,6 +244,23 @@ def test_static_files(shared_broker):
     assert status == 405
 
 
+def test_queue_peek(shared_broker):
+    q = "peek-" + helpers.uniq()
+    declare(shared_broker, [q])
+    publish(shared_broker, q, 3, size=4)
+    status, body = get_json(shared_broker, "/api/queues/%2F/" + q + "/peek?count=2")
+    assert status == 200, body
+    assert int(body["message_count"]) == 3 and len(body["messages"]) == 2
+    assert base64.b64decode(body["messages"][0]["body"]) == b"xxxx"
+    status, body = get_json(shared_broker, "/api/queues/%2F/" + q + "/peek?count=x")
+    assert status == 400
+    status, body = get_json(shared_broker, "/api/queues/%2F/nope-" + q + "/peek")
+    assert status == 404
+    # Peeking took nothing.
+    status, body = get_json(shared_broker, "/api/queues/%2F/" + q)
+    assert int(body["objects"][0]["queue"]["messages_ready"]) == 3
+
+
 def test_actors(shared_broker, connect):
     c = connect(shared_broker)
     ch = c.channel()

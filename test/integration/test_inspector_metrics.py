@@ -40,11 +40,16 @@ EXPECTED = {
     "flotilla_queue_bytes_ready": "gauge",
     "flotilla_vhost_exchanges": "gauge",
     "flotilla_exchange_bindings": "gauge",
+    "flotilla_exchange_messages_in_total": "counter",
+    "flotilla_exchange_messages_out_total": "counter",
+    "flotilla_exchange_unroutable_total": "counter",
     "flotilla_vhost_connections": "gauge",
     "flotilla_connection_channels": "gauge",
     "flotilla_connection_consumers": "gauge",
     "flotilla_connection_messages_received_total": "counter",
     "flotilla_connection_messages_sent_total": "counter",
+    "flotilla_connection_received_bytes_total": "counter",
+    "flotilla_connection_sent_bytes_total": "counter",
 }
 for c in ("published", "delivered", "redelivered", "acked", "rejected", "dead_lettered",
           "expired", "purged", "overflowed", "discarded", "requeued"):

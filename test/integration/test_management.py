@@ -61,7 +61,7 @@ def password_hash(password):
 def test_help_on_every_verb(shared_broker):
     p = subprocess.run([cli_path(), "--help"], capture_output=True, text=True)
     assert p.returncode == 0 and "Commands:" in p.stdout
-    for verb in ["overview", "health", "list", "get", "config", "purge",
+    for verb in ["overview", "health", "list", "get", "config", "purge", "peek",
                  "close-connection", "stat", "events", "definitions"]:
         p = subprocess.run([cli_path(), verb, "--help"], capture_output=True, text=True)
         assert p.returncode == 0, verb
@@ -277,6 +277,8 @@ def test_stat_connections_consumers_channels(shared_broker):
     mine = [x["connection"] for x in conns if x["connection"]["client_name"] == "stat-test"]
     assert len(mine) == 1
     assert int(mine[0]["published"]) == 5 and int(mine[0]["delivered"]) == 5
+    assert int(mine[0]["published_bytes"]) == 25 and int(mine[0]["delivered_bytes"]) == 25
+    assert mine[0]["rates"]["publish"] > 0 and mine[0]["rates"]["deliver"] > 0
     assert mine[0]["user"] == "guest" and mine[0]["channels"] == 1
     cons = cli_json(shared_broker, "stat", "consumers", q)["objects"]
     assert [(x["consumer"]["queue"], x["consumer"]["tag"]) for x in cons] == [(q, "ctag-" + q)]
@@ -290,8 +292,66 @@ def test_stat_connections_consumers_channels(shared_broker):
     assert s["stats"]["rates"]["publish"] > 0
     text = run_cli(shared_broker, "stat", "-q", q, check=EXIT_OK).stdout
     assert "in/s" in text and q in text
+    assert "bytesIn" in run_cli(shared_broker, "stat", "-c", check=EXIT_OK).stdout
     assert "stat-test" in run_cli(shared_broker, "stat", "-c", check=EXIT_OK).stdout \
         or "127.0.0.1" in run_cli(shared_broker, "stat", "-c", check=EXIT_OK).stdout
+    c.close()
+
+
+def test_peek_shows_messages_without_taking_them(shared_broker):
+    q = uniq("peek")
+    c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", shared_broker.port))
+    ch = c.channel()
+    ch.queue_declare(q)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"first", pika.BasicProperties(
+        content_type="text/plain", delivery_mode=2, headers={"k": "v"}, message_id="m1"))
+    ch.basic_publish("", q, b"x" * 5000)
+    ch.basic_publish("", q, b"third")
+    reply = cli_json(shared_broker, "peek", q, "2")
+    assert int(reply["message_count"]) == 3
+    msgs = reply["messages"]
+    assert len(msgs) == 2
+    assert base64.b64decode(msgs[0]["body"]) == b"first"
+    assert msgs[0]["routing_key"] == q and msgs[0]["redelivered"] is False
+    assert msgs[0]["properties"]["content_type"] == "text/plain"
+    assert msgs[0]["properties"]["delivery_mode"] == 2
+    assert msgs[0]["properties"]["message_id"] == "m1"
+    assert msgs[0]["headers"] == {"k": "v"}
+    assert int(msgs[1]["body_size"]) == 5000 and msgs[1]["body_truncated"] is True
+    assert len(base64.b64decode(msgs[1]["body"])) == 4096
+    text = run_cli(shared_broker, "peek", q, check=EXIT_OK).stdout
+    assert "first" in text and "third" in text and "(3 of 3 ready messages)" in text
+    # Nothing was taken or marked redelivered.
+    assert ch.queue_declare(q, passive=True).method.message_count == 3
+    m, _, body = ch.basic_get(q, auto_ack=True)
+    assert body == b"first" and not m.redelivered
+    run_cli(shared_broker, "peek", "no-such-queue", check=EXIT_NOT_FOUND)
+    run_cli(shared_broker, "peek", q, "101", check=EXIT_REFUSED)
+    ch.queue_delete(q)
+    c.close()
+
+
+def test_exchange_statistics(shared_broker):
+    x = uniq("xstat")
+    q1, q2 = uniq("xq"), uniq("xq")
+    c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", shared_broker.port))
+    ch = c.channel()
+    ch.exchange_declare(x, "direct")
+    for q in (q1, q2):
+        ch.queue_declare(q)
+        ch.queue_bind(q, x, "k")
+    ch.confirm_delivery()
+    for _ in range(3):
+        ch.basic_publish(x, "k", b"m")       # to both queues
+    ch.basic_publish(x, "nobody", b"m")      # unroutable
+    got = cli_json(shared_broker, "get", "exchange", x)["objects"][0]["exchange"]
+    assert (int(got["messages_in"]), int(got["messages_out"]), int(got["unroutable"])) == (4, 6, 1)
+    text = run_cli(shared_broker, "stat", "-e", x, check=EXIT_OK).stdout
+    assert "unroutable" in text and x in text
+    for q in (q1, q2):
+        ch.queue_delete(q)
+    ch.exchange_delete(x)
     c.close()
 
 

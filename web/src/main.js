@@ -337,11 +337,26 @@ function queuePage(root, vhost, name) {
     </div>
     <h3>Consumers</h3><table class="grid consumers"><thead><tr><th>connection</th><th>channel</th><th>tag</th><th>ack</th><th>user</th></tr></thead><tbody></tbody></table>
     <h3>Bindings</h3><table class="grid bindings"><thead><tr><th>source</th><th>routing key</th><th>arguments</th></tr></thead><tbody></tbody></table>
-    <h3>Arguments</h3><pre class="args"></pre>`;
+    <h3>Arguments</h3><pre class="args"></pre>
+    <h3>Messages <button class="peek">peek at the next 10</button> <span class="peek-note"></span></h3>
+    <table class="grid peeked"><thead><tr><th>#</th><th>exchange</th><th>routing key</th><th>redelivered</th><th>bytes</th><th>properties</th><th>body</th></tr></thead><tbody></tbody></table>`;
   const depth = lineChart(root.querySelector('#qdepth'), ['ready', 'unacked'], 'Depth');
   const rates = lineChart(root.querySelector('#qrates'), ['publish/s', 'deliver/s', 'ack/s'], 'Rates');
   const base = `/api/queues/${enc(vhost)}/${enc(name)}`;
   const paths = [base, `${base}/consumers`, `${base}/bindings`];
+  // Peeking copies bodies: only on request, never in the live updates.
+  root.querySelector('.peek').addEventListener('click', async () => {
+    const r = await api(`${base}/peek?count=10`);
+    const note = root.querySelector('.peek-note');
+    if (r.status !== 200) { note.textContent = r.body?.error || String(r.status); return; }
+    const msgs = r.body.messages || [];
+    note.textContent = `${msgs.length} of ${num(r.body.message_count)} ready, left in the queue`;
+    const text = (b64) => {
+      const raw = atob(b64 || '');
+      return raw.replace(/[^\x20-\x7e]/g, '.');
+    };
+    root.querySelector('.peeked tbody').innerHTML = msgs.map((m, i) => `<tr><td>${i + 1}</td><td>${esc(m.exchange || '(default)')}</td><td>${esc(m.routing_key)}</td><td>${m.redelivered ? 'yes' : ''}</td><td class="n">${esc(num(m.body_size))}</td><td>${esc(JSON.stringify(m.properties || {}))}</td><td><code>${esc(text(m.body).slice(0, 200))}${m.body_truncated || Number(m.body_size) > 200 ? '…' : ''}</code></td></tr>`).join('');
+  });
   watch(paths);
   const key = `queue:${vhost}:${name}`;
   fillChart(depth, state.history.get(`${key}:depth`) || []);

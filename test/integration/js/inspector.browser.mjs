@@ -91,6 +91,13 @@ try {
   const t1 = Date.now();
   await waitForText(page, '[data-card=messages]', expected);
   step('depth changed on queue page', { ms: Date.now() - t1, messages: expected });
+  // Peek: the next 10 messages are listed and stay in the queue.
+  await page.click('button.peek');
+  await waitForText(page, '.peek-note', `10 of ${expected} ready, left in the queue`, 5000);
+  const peeked = await page.$$eval('table.peeked tbody tr', (rows) => rows.length);
+  if (peeked !== 10) throw new Error(`peek listed ${peeked} messages, expected 10`);
+  await waitForText(page, '[data-card=messages]', expected, 3000);
+  step('peek lists messages without taking them');
   await ch.consume(queue, (m) => ch.ack(m), { prefetch: 10 });
   const t2 = Date.now();
   await waitForText(page, '[data-card=messages]', '0', 4000);

@@ -149,6 +149,26 @@ TEST_SUITE("queue") {
     CHECK(f.drain() == strings{"c9", "f5", "b3", "d3", "a0", "e"});
   }
 
+  TEST_CASE("peek shows the delivery order and takes nothing") {
+    queue_config cfg;
+    cfg.max_priority = 5;
+    fixture f{cfg};
+    f.put("a0", 0);
+    f.put("b3", 3);
+    f.put("c5", 5);
+    std::vector<queue_model::peeked> seen;
+    f.q.peek(2, seen);
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0].msg->body == "c5");
+    CHECK(seen[1].msg->body == "b3");
+    CHECK_FALSE(seen[0].redelivered);
+    seen.clear();
+    f.q.peek(10, seen);
+    CHECK(seen.size() == 3);
+    CHECK(f.q.ready_count() == 3);
+    CHECK(f.drain() == strings{"c5", "b3", "a0"});
+  }
+
   TEST_CASE("without x-max-priority the priority property is ignored") {
     fixture f;
     f.put("a", 0);

@@ -75,6 +75,10 @@ TEST_SUITE("config") {
     CHECK(o.inspector_port == 15672);
     CHECK(o.inspector_interface == "127.0.0.1");
     CHECK(o.cluster_name.empty());
+    CHECK(o.fabric_port == 0);
+    CHECK(o.fabric_interface == "127.0.0.1");
+    CHECK(o.link_maintenance_interval == 2);
+    CHECK(o.link_heartbeat_interval == 5);
     CHECK(o.config.empty());
   }
 
@@ -153,6 +157,14 @@ TEST_SUITE("config") {
                         "no",
                         "--cluster-name",
                         "alpha",
+                        "--fabric-port",
+                        "25672",
+                        "--fabric-interface",
+                        "127.0.0.2",
+                        "--link-maintenance-interval",
+                        "4",
+                        "--link-heartbeat-interval",
+                        "30",
                         "--config",
                         conf});
     REQUIRE_MESSAGE(p.result.ok, p.result.error);
@@ -190,6 +202,10 @@ TEST_SUITE("config") {
     CHECK(o.inspector_web_dir == "/usr/share/flotilla/web");
     CHECK_FALSE(o.inspector_metrics_per_object);
     CHECK(o.cluster_name == "alpha");
+    CHECK(o.fabric_port == 25672);
+    CHECK(o.fabric_interface == "127.0.0.2");
+    CHECK(o.link_maintenance_interval == 4);
+    CHECK(o.link_heartbeat_interval == 30);
     CHECK(o.config == conf);
     // Every option that takes part in describe() was changed above.
     auto d = describe(o);

@@ -1,0 +1,504 @@
+// flotilla route / flotilla link: federation routes between brokers, with
+// qpid-route's argument order. Each broker is given by its AMQP address
+// ([user/pass@]host:port); the CLI asks the source broker for its fabric
+// port (management overview) and asks the destination broker to create the
+// link and the bridge (the destination pulls from the source).
+
+#include "apps/flotilla_route.hpp"
+
+#include <chrono>
+#include <deque>
+#include <iostream>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "management/client.hpp"
+#include "protocol/management.pb.h"
+
+namespace flotilla::cli {
+
+namespace {
+
+namespace mg = flotilla::management;
+namespace gp = google::protobuf;
+
+const char* help_text = R"(Usage:
+  flotilla link add DEST SRC          link DEST to SRC (DEST pulls from SRC)
+  flotilla link del DEST SRC          delete the link and its routes
+  flotilla link list DEST             links of DEST and their state
+  flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N]
+                                      static route: SRC's EXCHANGE, bound
+                                      with KEY, into DEST's EXCHANGE
+  flotilla route dynamic add DEST SRC EXCHANGE [--ack N] [--ttl N]
+                                      dynamic route: DEST's bindings on
+                                      EXCHANGE decide what crosses
+  flotilla route queue add DEST SRC EXCHANGE QUEUE [--ack N]
+                                      queue route: SRC's QUEUE into DEST's
+                                      EXCHANGE
+  flotilla route del DEST SRC EXCHANGE KEY
+  flotilla route dynamic del DEST SRC EXCHANGE
+  flotilla route queue del DEST SRC EXCHANGE QUEUE
+  flotilla route list DEST            the routes into DEST (and out of it)
+  flotilla route flush DEST           delete every route into DEST
+  flotilla route map BROKER           follow the links from BROKER
+
+DEST, SRC and BROKER are AMQP addresses: [USER/PASS@]HOST:PORT (also
+amqp://USER:PASS@HOST:PORT/VHOST); the default user is guest/guest. The link
+logs in to SRC with SRC's user and password. --ack N: at most N messages in
+flight (unacknowledged) per route (default 100). --ttl N: hop limit
+(default 16). --durable and --src-local are not implemented yet.
+)";
+
+struct usage_error {
+  std::string text;
+};
+struct broker_error {
+  uint32_t status;
+  std::string text;
+};
+
+int exit_of(uint32_t status) {
+  if (status == 404)
+    return 4;
+  if (status == 401 || status == 403)
+    return 5;
+  return 1;
+}
+
+/// One management connection.
+class conn {
+public:
+  conn(const std::string& address, int timeout)
+    : client_(std::chrono::seconds(timeout)) {
+    auto err = mg::parse_broker_url(address, url_);
+    if (!err.empty())
+      throw usage_error{err};
+    client_.open(url_);
+  }
+  ~conn() {
+    client_.close();
+  }
+
+  mg::Response call(mg::Request req, bool allow_error = false) {
+    if (req.vhost().empty())
+      req.set_vhost(url_.vhost);
+    mg::Response resp;
+    client_.call(req, resp);
+    if (resp.status() >= 400 && !allow_error)
+      throw broker_error{resp.status(), resp.error()};
+    return resp;
+  }
+
+  std::vector<mg::Object> list(mg::Kind kind) {
+    mg::Request req;
+    req.set_method(mg::LIST);
+    req.set_kind(kind);
+    req.mutable_list()->set_page_size(1000);
+    auto resp = call(req);
+    return {resp.objects().begin(), resp.objects().end()};
+  }
+
+  const mg::broker_url& url() const {
+    return url_;
+  }
+
+  /// "host:port" of the AMQP address.
+  std::string address() const {
+    return url_.host + ":" + std::to_string(url_.port);
+  }
+
+private:
+  mg::client client_;
+  mg::broker_url url_;
+};
+
+struct parsed {
+  std::vector<std::string> pos;
+  std::map<std::string, std::string> opts;
+};
+
+parsed split(const std::vector<std::string>& args, size_t from) {
+  static const std::map<std::string, bool> spec = {{"--ack", true},
+                                                   {"--ttl", true},
+                                                   {"--durable", false},
+                                                   {"--src-local", false}};
+  parsed p;
+  for (size_t i = from; i < args.size(); ++i) {
+    auto& a = args[i];
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      auto name = a.substr(0, a.find('='));
+      auto s = spec.find(name);
+      if (s == spec.end())
+        throw usage_error{"unknown option '" + name + "'"};
+      if (!s->second) {
+        p.opts[name] = "";
+      } else if (a.find('=') != std::string::npos) {
+        p.opts[name] = a.substr(a.find('=') + 1);
+      } else {
+        if (i + 1 >= args.size())
+          throw usage_error{name + " needs a value"};
+        p.opts[name] = args[++i];
+      }
+    } else {
+      p.pos.push_back(a);
+    }
+  }
+  if (p.opts.count("--durable"))
+    throw usage_error{"--durable: durable links and routes are not "
+                      "implemented yet"};
+  if (p.opts.count("--src-local"))
+    throw usage_error{"--src-local is not implemented yet (the destination "
+                      "always pulls)"};
+  return p;
+}
+
+uint32_t number(const parsed& p, const char* name) {
+  auto i = p.opts.find(name);
+  if (i == p.opts.end())
+    return 0;
+  char* end = nullptr;
+  auto v = std::strtoul(i->second.c_str(), &end, 10);
+  if (i->second.empty() || *end != '\0' || v > 1000000)
+    throw usage_error{std::string{name} + " needs a number"};
+  return static_cast<uint32_t>(v);
+}
+
+/// Creates (or finds) the link from DEST to SRC; returns its name.
+std::string ensure_link(conn& dest, conn& src) {
+  mg::Request ov;
+  ov.set_method(mg::OVERVIEW);
+  auto o = src.call(ov);
+  auto& b = o.overview().broker();
+  if (b.fabric_port() == 0)
+    throw broker_error{503, src.address() + " reports no fabric port"};
+  if (!b.federation_id().empty()) {
+    mg::Request ov2;
+    ov2.set_method(mg::OVERVIEW);
+    auto d = dest.call(ov2);
+    if (d.overview().broker().federation_id() == b.federation_id())
+      throw usage_error{"DEST and SRC are the same broker"};
+  }
+  mg::Request req;
+  req.set_method(mg::CREATE);
+  req.set_kind(mg::LINK);
+  auto& l = *req.mutable_link();
+  l.set_name(src.address());
+  auto host = b.fabric_interface();
+  if (host.empty() || host == "0.0.0.0" || host == "::")
+    host = src.url().host;
+  l.set_host(host);
+  l.set_port(b.fabric_port());
+  l.set_user(src.url().user);
+  l.set_password(src.url().password);
+  dest.call(req);
+  return src.address();
+}
+
+void print_json(const mg::Response& r) {
+  gp::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  o.add_whitespace = true;
+  std::string out;
+  (void)gp::util::MessageToJsonString(r, &out, o);
+  std::cout << out;
+}
+
+void print_rows(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> w;
+  for (auto& r : rows)
+    for (size_t i = 0; i < r.size(); ++i) {
+      if (w.size() <= i)
+        w.push_back(0);
+      w[i] = std::max(w[i], r[i].size());
+    }
+  for (auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size())
+        line += std::string(w[i] - r[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ')
+      line.pop_back();
+    std::cout << line << "\n";
+  }
+}
+
+/// Deletes the link when no route uses it any more (as qpid-route does).
+void drop_unused_link(conn& dest, const std::string& link) {
+  mg::Request req;
+  req.set_method(mg::GET);
+  req.set_kind(mg::LINK);
+  req.set_name(link);
+  auto r = dest.call(req, true);
+  if (r.status() != 200 || r.objects_size() == 0
+      || r.objects(0).link().bridges() > 0)
+    return;
+  mg::Request del;
+  del.set_method(mg::DELETE);
+  del.set_kind(mg::LINK);
+  del.set_name(link);
+  dest.call(del, true);
+}
+
+int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
+  if (args.size() < 2)
+    throw usage_error{"link needs add, del or list"};
+  auto& op = args[1];
+  auto p = split(args, 2);
+  if (op == "list") {
+    if (p.pos.size() != 1)
+      throw usage_error{"link list needs DEST"};
+    conn dest{p.pos[0], timeout};
+    mg::Request req;
+    req.set_method(mg::LIST);
+    req.set_kind(mg::LINK);
+    auto r = dest.call(req);
+    if (json) {
+      print_json(r);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+      {"link", "host", "port", "state", "bridges", "last error"},
+      {"====", "====", "====", "=====", "=======", "=========="}};
+    for (auto& o : r.objects()) {
+      auto& l = o.link();
+      rows.push_back({l.name(), l.host(), std::to_string(l.port()), l.state(),
+                      std::to_string(l.bridges()), l.last_error()});
+    }
+    print_rows(rows);
+    return 0;
+  }
+  if (p.pos.size() != 2)
+    throw usage_error{"link " + op + " needs DEST and SRC"};
+  conn dest{p.pos[0], timeout};
+  if (op == "add") {
+    conn src{p.pos[1], timeout};
+    ensure_link(dest, src);
+    return 0;
+  }
+  if (op == "del") {
+    mg::broker_url src;
+    auto err = mg::parse_broker_url(p.pos[1], src);
+    if (!err.empty())
+      throw usage_error{err};
+    mg::Request req;
+    req.set_method(mg::DELETE);
+    req.set_kind(mg::LINK);
+    req.set_name(src.host + ":" + std::to_string(src.port));
+    dest.call(req);
+    return 0;
+  }
+  throw usage_error{"link takes add, del or list, not '" + op + "'"};
+}
+
+void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,
+                bool queue, const std::vector<std::string>& pos) {
+  b.set_link(link);
+  b.set_dynamic(dynamic);
+  b.set_queue_route(queue);
+  if (queue) {
+    b.set_destination(pos[2]);
+    b.set_source(pos[3]);
+  } else {
+    b.set_source(pos[2]);
+    if (!dynamic)
+      b.set_key(pos.size() > 3 ? pos[3] : "");
+  }
+}
+
+int cmd_map(conn& start, const std::string& first, int timeout) {
+  std::cout << "\nFinding Linked Brokers:\n";
+  std::deque<std::string> todo{first};
+  std::set<std::string> seen{first};
+  struct route {
+    std::string dest, src, exchange, key;
+    bool dynamic;
+  };
+  std::vector<route> routes;
+  auto user = start.url().user + "/" + start.url().password + "@";
+  while (!todo.empty()) {
+    auto addr = todo.front();
+    todo.pop_front();
+    std::cout << "    " << addr << "... " << std::flush;
+    try {
+      conn c{user + addr, timeout};
+      std::cout << "Ok\n";
+      for (auto& o : c.list(mg::BRIDGE)) {
+        auto& b = o.bridge();
+        if (b.direction() != "in")
+          continue;
+        routes.push_back({addr, b.link(), b.source(), b.key(), b.dynamic()});
+        if (seen.insert(b.link()).second)
+          todo.push_back(b.link());
+      }
+    } catch (const std::exception& e) {
+      std::cout << "Failed: " << e.what() << "\n";
+    } catch (const broker_error& e) {
+      std::cout << "Failed: " << e.text << "\n";
+    }
+  }
+  for (bool dynamic : {true, false}) {
+    std::cout << "\n" << (dynamic ? "Dynamic" : "Static") << " Routes:\n";
+    std::map<std::string, std::set<std::pair<std::string, std::string>>> by_x;
+    for (auto& r : routes)
+      if (r.dynamic == dynamic)
+        by_x[r.exchange + (dynamic ? "" : " " + r.key)].insert({r.src, r.dest});
+    if (by_x.empty())
+      std::cout << "  none found\n";
+    for (auto& [x, pairs] : by_x) {
+      std::cout << "\n  Exchange " << x << ":\n";
+      for (auto& [a, b] : pairs) {
+        bool both = pairs.count({b, a}) > 0;
+        if (both && b < a)
+          continue;
+        std::cout << "    " << a << (both ? " <=> " : " => ") << b << "\n";
+      }
+    }
+  }
+  return 0;
+}
+
+int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
+  if (args.size() < 2)
+    throw usage_error{"route needs add, del, list, flush, map, dynamic or "
+                      "queue"};
+  size_t i = 1;
+  bool dynamic = false;
+  bool queue = false;
+  if (args[i] == "dynamic" || args[i] == "queue") {
+    dynamic = args[i] == "dynamic";
+    queue = !dynamic;
+    ++i;
+  }
+  if (i >= args.size())
+    throw usage_error{"route " + args[1] + " needs add or del"};
+  auto op = args[i];
+  auto p = split(args, i + 1);
+  if (op == "list" || op == "flush" || op == "map") {
+    if (dynamic || queue || p.pos.size() != 1)
+      throw usage_error{"route " + op + " needs exactly one broker"};
+    conn dest{p.pos[0], timeout};
+    if (op == "map")
+      return cmd_map(dest, dest.address(), timeout);
+    mg::Request req;
+    req.set_method(mg::LIST);
+    req.set_kind(mg::BRIDGE);
+    req.mutable_list()->set_page_size(1000);
+    auto r = dest.call(req);
+    if (op == "flush") {
+      std::set<std::string> links;
+      for (auto& o : r.objects()) {
+        auto& b = o.bridge();
+        if (b.direction() != "in")
+          continue;
+        mg::Request del;
+        del.set_method(mg::DELETE);
+        del.set_kind(mg::BRIDGE);
+        del.set_name(b.name());
+        dest.call(del, true);
+        links.insert(b.link());
+      }
+      for (auto& l : links)
+        drop_unused_link(dest, l);
+      return 0;
+    }
+    if (json) {
+      print_json(r);
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+      {"dest", "src", "exchange", "key", "kind", "state", "in", "out",
+       "dropped", "last error"},
+      {"====", "===", "========", "===", "====", "=====", "==", "===",
+       "=======", "=========="}};
+    for (auto& o : r.objects()) {
+      auto& b = o.bridge();
+      bool in = b.direction() == "in";
+      std::string kind = b.dynamic()       ? "dynamic"
+                         : b.queue_route() ? "queue " + b.queue()
+                                           : "static";
+      std::string key = b.dynamic()
+                          ? "(" + std::to_string(b.keys_size()) + " keys)"
+                          : b.key();
+      auto dropped
+        = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
+      rows.push_back({in ? dest.address() : b.peer(),
+                      in ? b.link() : dest.address(), b.destination(), key,
+                      kind, b.state(), std::to_string(b.messages_in()),
+                      std::to_string(b.messages_out()), std::to_string(dropped),
+                      b.last_error()});
+    }
+    print_rows(rows);
+    return 0;
+  }
+  size_t need = queue ? 4 : dynamic ? 3 : 4;
+  if (p.pos.size() != need)
+    throw usage_error{"route " + std::string{dynamic ? "dynamic " : ""}
+                      + (queue ? "queue " : "") + op + " needs "
+                      + (queue     ? "DEST SRC EXCHANGE QUEUE"
+                         : dynamic ? "DEST SRC EXCHANGE"
+                                   : "DEST SRC EXCHANGE KEY")};
+  conn dest{p.pos[0], timeout};
+  if (op == "add") {
+    conn src{p.pos[1], timeout};
+    auto link = ensure_link(dest, src);
+    mg::Request req;
+    req.set_method(mg::CREATE);
+    req.set_kind(mg::BRIDGE);
+    auto& b = *req.mutable_bridge();
+    fill_route(b, link, dynamic, queue, p.pos);
+    b.set_credit(number(p, "--ack"));
+    b.set_max_hops(number(p, "--ttl"));
+    auto r = dest.call(req);
+    if (json)
+      print_json(r);
+    return 0;
+  }
+  if (op == "del") {
+    mg::broker_url src;
+    auto err = mg::parse_broker_url(p.pos[1], src);
+    if (!err.empty())
+      throw usage_error{err};
+    auto link = src.host + ":" + std::to_string(src.port);
+    mg::Request req;
+    req.set_method(mg::DELETE);
+    req.set_kind(mg::BRIDGE);
+    fill_route(*req.mutable_bridge(), link, dynamic, queue, p.pos);
+    dest.call(req);
+    drop_unused_link(dest, link);
+    return 0;
+  }
+  throw usage_error{"route takes add, del, list, flush or map, not '" + op
+                    + "'"};
+}
+
+} // namespace
+
+int route_main(const std::vector<std::string>& args, bool json,
+               int timeout_seconds, bool help) {
+  if (help) {
+    std::cout << help_text;
+    return 0;
+  }
+  try {
+    if (args[0] == "link")
+      return cmd_link(args, json, timeout_seconds);
+    return cmd_route(args, json, timeout_seconds);
+  } catch (const usage_error& e) {
+    std::cerr << "flotilla: " << e.text << "\n"
+              << "Try 'flotilla route --help'.\n";
+    return 2;
+  } catch (const broker_error& e) {
+    std::cerr << "flotilla: " << e.status << " " << e.text << "\n";
+    return exit_of(e.status);
+  } catch (const mg::client_error& e) {
+    std::cerr << "flotilla: " << e.what() << "\n";
+    return 3;
+  }
+}
+
+} // namespace flotilla::cli

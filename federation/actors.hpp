@@ -1,0 +1,160 @@
+#pragma once
+
+// The federation's actors (node-local header; only federation/ includes it).
+//
+//   gatekeeper  published on the fabric port; checks a peer's user and
+//               password, then hands the hello to the hub.
+//   hub         one per broker, registered as "federation": owns the links
+//               and bridges of this broker, answers management requests,
+//               spawns a session per authenticated peer, and recomputes the
+//               interest of dynamic routes.
+//   link        one per remote broker this broker pulls from: connects to
+//               its gatekeeper, keeps the state (Waiting, Connecting,
+//               Operational, Failed, Closed) and reconnects with backoff.
+//   bridge      one per route on the destination broker: subscribes through
+//               its link's session and republishes what arrives into the
+//               local exchange, answering only after the enqueue.
+//   session     on the source broker, one per peer link: spawns exports.
+//   export      on the source broker, one per bridge: a queue bound to the
+//               source exchange (or an existing queue), consumed with credit,
+//               forwarded to the bridge; acked after the bridge's answer.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "federation/core.hpp"
+#include "federation/wire.hpp"
+
+namespace flotilla {
+class broker;
+namespace config {
+class user_db;
+} // namespace config
+} // namespace flotilla
+
+namespace flotilla::federation {
+
+// Node-local atoms.
+using hub_atom = caf::atom_constant<caf::atom("fedhub")>;
+using link_state_atom = caf::atom_constant<caf::atom("linkstate")>;
+using link_up_atom = caf::atom_constant<caf::atom("linkup")>;
+using link_down_atom = caf::atom_constant<caf::atom("linkdown")>;
+using export_atom = caf::atom_constant<caf::atom("fedexport")>;
+using retry_atom = caf::atom_constant<caf::atom("fedretry")>;
+using changed_atom = caf::atom_constant<caf::atom("fedchange")>;
+/// Management requests from the agent: (fed_mgmt_atom, Request bytes,
+/// vhost) -> Response bytes. Registry key of the hub: "federation".
+using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
+
+/// The states of a link, as Qpid names them.
+enum class link_state { waiting, connecting, operational, failed, closed };
+
+const char* to_string(link_state x);
+
+/// What a link actor shares with the hub (read by management).
+struct link_status {
+  mutable std::mutex mtx;
+  link_state state = link_state::waiting;
+  std::string last_error;
+  std::string remote_id;
+  std::string remote_node;
+  uint64_t connects = 0; ///< Successful connections so far.
+  int64_t next_attempt_ms = 0;
+};
+
+/// Configuration of a link (from management or the CLI).
+struct link_config {
+  std::string name;
+  std::string host;  ///< Fabric host.
+  uint16_t port = 0; ///< Fabric port.
+  std::string user;
+  std::string password;
+};
+
+/// Counters of a bridge or an export (atomics: written by its actor, read by
+/// the hub for management).
+struct route_counters {
+  std::atomic<uint64_t> messages_in{0};  ///< Accepted into the local exchange.
+  std::atomic<uint64_t> messages_out{0}; ///< Forwarded over the link.
+  std::atomic<uint64_t> dropped_loop{0};
+  std::atomic<uint64_t> dropped_duplicate{0};
+  std::atomic<uint64_t> dropped_hops{0};
+  std::atomic<uint64_t> unroutable{0};
+  std::atomic<uint64_t> in_flight{0}; ///< Forwarded, not acked yet.
+};
+
+/// State of a bridge, shared with the hub.
+struct bridge_status {
+  mutable std::mutex mtx;
+  std::string state = "waiting"; ///< waiting, subscribing, active, failed
+  std::string last_error;
+  route_counters counters;
+  std::vector<std::string> keys; ///< Dynamic: the keys sent to the source.
+};
+
+/// Configuration of a bridge (a route on the destination broker).
+struct bridge_config {
+  std::string name;
+  std::string link;
+  std::string vhost;
+  std::string exchange; ///< Source exchange; also the local destination.
+  std::string key;      ///< Static routes.
+  bool dynamic = false;
+  std::string queue; ///< Queue routes: the source queue.
+  uint32_t credit = 100;
+  uint32_t max_hops = default_max_hops;
+};
+
+/// What an export tells the hub when it starts.
+struct export_info {
+  caf::actor_id id = 0;
+  std::string peer_id; ///< The destination broker.
+  std::string peer_node;
+  std::string bridge_name;
+  std::string vhost;
+  std::string exchange;
+  std::string queue; ///< The queue it consumes.
+  bool dynamic = false;
+  std::shared_ptr<route_counters> counters;
+};
+
+/// Shared by the actors of one broker.
+struct federation_context {
+  broker* node = nullptr;
+  std::string broker_id;
+  std::string node_name;
+  std::shared_ptr<const config::user_db> users;
+  std::shared_ptr<dedup_window> seen = std::make_shared<dedup_window>();
+  std::shared_ptr<origin_numbers> numbers = std::make_shared<origin_numbers>();
+  std::chrono::milliseconds maintenance_interval{2000};
+};
+using context_ptr = std::shared_ptr<const federation_context>;
+
+caf::actor spawn_gatekeeper(caf::actor_system& sys,
+                            std::shared_ptr<const config::user_db> users);
+caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx);
+caf::actor spawn_link(caf::actor_system& sys, link_config cfg,
+                      std::shared_ptr<link_status> status, caf::actor hub,
+                      context_ptr ctx);
+caf::actor spawn_bridge(caf::actor_system& sys, bridge_config cfg,
+                        std::shared_ptr<bridge_status> status, caf::actor hub,
+                        context_ptr ctx);
+/// Spawned by the hub for an authenticated peer; quits when `peer_link`
+/// goes down (its exports with it).
+caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,
+                         std::string peer_id, std::string peer_node,
+                         caf::actor hub, context_ptr ctx);
+
+} // namespace flotilla::federation
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::export_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::link_state)

@@ -1,0 +1,253 @@
+// The bridge actor: the destination end of one route. It subscribes through
+// its link's session on the source broker, republishes what arrives into the
+// local exchange of the same name, and answers each batch only once every
+// queue it reached has enqueued it (after the fsync, for persistent messages
+// on durable queues): the source acks its queue on that answer.
+//
+//   waiting --link up--> subscribing --subscribed--> active
+//      ^                      |                        |
+//      +---- link down -------+--- refused: failed ----+-- source gone:
+//                                  (retried after the     failed, retried
+//                                   maintenance interval)
+
+#include <chrono>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/broker.hpp"
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/store_codec.hpp"
+#include "federation/actors.hpp"
+
+namespace flotilla::federation {
+
+namespace {
+
+constexpr auto subscribe_timeout = std::chrono::seconds(10);
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct bridge_actor_state {
+  static inline const char* name = "fedbridge";
+  bridge_config cfg;
+  std::shared_ptr<bridge_status> status;
+  caf::actor hub;
+  context_ptr ctx;
+  const vhost_ref* vh = nullptr;
+  caf::actor session;
+  caf::actor source;
+  interest current;
+  bool have_interest = false;
+  uint64_t epoch = 0; ///< Ignores answers and timers of older subscriptions.
+};
+
+using bridge_self = caf::stateful_actor<bridge_actor_state>*;
+
+void set_status(bridge_self self, const char* state, const std::string& error) {
+  auto& s = *self->state.status;
+  std::lock_guard<std::mutex> guard{s.mtx};
+  s.state = state;
+  if (!error.empty() || std::string{state} == "active")
+    s.last_error = error;
+}
+
+void subscribe(bridge_self self);
+
+void retry_later(bridge_self self, const std::string& error) {
+  auto& st = self->state;
+  set_status(self, "failed", error);
+  FLOTILLA_LOG(warning, "federation: bridge " << st.cfg.name << ": " << error);
+  self->delayed_send(self, st.ctx->maintenance_interval, retry_atom::value,
+                     st.epoch);
+}
+
+void subscribe(bridge_self self) {
+  auto& st = self->state;
+  if (!st.session)
+    return;
+  auto epoch = ++st.epoch;
+  set_status(self, "subscribing", {});
+  subscription s;
+  s.vhost = st.cfg.vhost;
+  s.exchange = st.cfg.exchange;
+  s.key = st.cfg.key;
+  s.dynamic = st.cfg.dynamic;
+  s.queue = st.cfg.queue;
+  s.credit = st.cfg.credit;
+  s.max_hops = st.cfg.max_hops;
+  s.bridge_name = st.cfg.name;
+  s.bridge = caf::actor_cast<caf::actor>(self);
+  self
+    ->request(st.session, subscribe_timeout, subscribe_atom::value,
+              std::move(s))
+    .then(
+      [=](subscribed& r) {
+        auto& st = self->state;
+        if (epoch != st.epoch)
+          return;
+        if (!r.ok || !r.source)
+          return retry_later(self, "source refused: " + r.error);
+        st.source = r.source;
+        self->monitor(st.source);
+        set_status(self, "active", {});
+        FLOTILLA_LOG(info, "federation: bridge " << st.cfg.name << " active");
+        if (st.cfg.dynamic && st.have_interest)
+          self->send(st.source, interest_atom::value, st.current);
+      },
+      [=](caf::error& e) {
+        if (epoch != self->state.epoch)
+          return;
+        retry_later(self, "subscribe: " + self->system().render(e));
+      });
+}
+
+/// Republishes a batch into the local exchange; answers after the enqueues.
+caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
+  auto& st = self->state;
+  auto& counters = st.status->counters;
+  forward_ack ack;
+  std::vector<std::pair<caf::actor, enqueue_batch>> per_queue;
+  std::vector<caf::actor> targets;
+  auto now = now_ms();
+  for (auto& m : b.messages) {
+    trace_info t{m.origin, m.origin_seq, std::move(m.trace)};
+    auto verdict
+      = check_arrival(t, st.ctx->broker_id, st.cfg.max_hops, *st.ctx->seen);
+    if (verdict != arrival::accept) {
+      ++ack.dropped;
+      if (verdict == arrival::loop)
+        ++counters.dropped_loop;
+      else if (verdict == arrival::duplicate)
+        ++counters.dropped_duplicate;
+      else
+        ++counters.dropped_hops;
+      continue;
+    }
+    auto decoded = decode_message(m.payload);
+    if (!decoded) {
+      FLOTILLA_LOG(error, "federation: bridge " << st.cfg.name
+                                                << ": undecodable message "
+                                                   "dropped");
+      ++ack.dropped;
+      continue;
+    }
+    auto msg = std::const_pointer_cast<message>(decoded);
+    msg->exchange = st.cfg.exchange;
+    msg->published_at = now;
+    write_trace(*msg, t);
+    message_ptr shared = std::move(msg);
+    targets.clear();
+    auto* headers
+      = shared->properties.headers ? &*shared->properties.headers : nullptr;
+    st.vh->table->route(shared->exchange, shared->routing_key, headers,
+                        targets);
+    ++ack.accepted;
+    ++counters.messages_in;
+    if (targets.empty())
+      ++counters.unroutable;
+    for (auto& q : targets) {
+      auto i = std::find_if(per_queue.begin(), per_queue.end(), [&](auto& kv) {
+        return kv.first == q;
+      });
+      if (i == per_queue.end()) {
+        per_queue.emplace_back(q, enqueue_batch{});
+        i = per_queue.end() - 1;
+      }
+      i->second.messages.push_back(shared);
+    }
+  }
+  if (per_queue.empty())
+    return ack;
+  auto rp = self->make_response_promise<forward_ack>();
+  auto left = std::make_shared<size_t>(per_queue.size());
+  for (auto& kv : per_queue) {
+    auto done = [rp, left, ack]() mutable {
+      if (--*left == 0)
+        rp.deliver(ack);
+    };
+    self
+      ->request(kv.first, caf::infinite, enqueue_atom::value,
+                std::move(kv.second), true)
+      .then(
+        [done](enqueue_reply&) mutable {
+          done();
+        },
+        [done](caf::error&) mutable {
+          done();
+        });
+  }
+  return rp;
+}
+
+caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
+                          std::shared_ptr<bridge_status> status, caf::actor hub,
+                          context_ptr ctx) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.status = std::move(status);
+  st.hub = std::move(hub);
+  st.ctx = std::move(ctx);
+  st.vh = st.ctx->node->find_vhost(st.cfg.vhost);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    if (msg.source != st.source.address())
+      return;
+    st.source = nullptr;
+    ++st.epoch;
+    if (st.session)
+      retry_later(self, "source ended: " + self->system().render(msg.reason));
+  });
+  return {
+    [=](link_up_atom, caf::actor& session) {
+      auto& st = self->state;
+      st.session = std::move(session);
+      st.source = nullptr;
+      subscribe(self);
+    },
+    [=](link_down_atom) {
+      auto& st = self->state;
+      st.session = nullptr;
+      st.source = nullptr;
+      ++st.epoch;
+      set_status(self, "waiting", "link down");
+    },
+    [=](retry_atom, uint64_t epoch) {
+      auto& st = self->state;
+      if (epoch == st.epoch && st.session && !st.source)
+        subscribe(self);
+    },
+    [=](interest_atom, interest& in) {
+      auto& st = self->state;
+      st.current = std::move(in);
+      st.have_interest = true;
+      {
+        std::lock_guard<std::mutex> guard{st.status->mtx};
+        st.status->keys = keys_of(st.current.items);
+      }
+      if (st.source)
+        self->send(st.source, interest_atom::value, st.current);
+    },
+    [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
+      if (self->state.vh == nullptr)
+        return forward_ack{0, static_cast<uint32_t>(b.messages.size())};
+      return import(self, b);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_bridge(caf::actor_system& sys, bridge_config cfg,
+                        std::shared_ptr<bridge_status> status, caf::actor hub,
+                        context_ptr ctx) {
+  return sys.spawn(bridge_impl, std::move(cfg), std::move(status),
+                   std::move(hub), std::move(ctx));
+}
+
+} // namespace flotilla::federation

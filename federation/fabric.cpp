@@ -1,0 +1,119 @@
+#include "federation/fabric.hpp"
+
+#include <stdexcept>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/broker.hpp"
+#include "actors/events.hpp"
+#include "actors/log.hpp"
+#include "federation/actors.hpp"
+
+namespace flotilla::federation {
+
+void add_wire_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<hello>("flotilla.fed.hello");
+  cfg.add_message_type<welcome>("flotilla.fed.welcome");
+  cfg.add_message_type<subscription>("flotilla.fed.subscription");
+  cfg.add_message_type<subscribed>("flotilla.fed.subscribed");
+  cfg.add_message_type<interest_item>("flotilla.fed.interest_item");
+  cfg.add_message_type<interest>("flotilla.fed.interest");
+  cfg.add_message_type<fed_message>("flotilla.fed.message");
+  cfg.add_message_type<forward_batch>("flotilla.fed.forward_batch");
+  cfg.add_message_type<forward_ack>("flotilla.fed.forward_ack");
+}
+
+void configure(caf::actor_system_config& cfg, const fabric_settings& s) {
+  cfg.load<caf::io::middleman>();
+  // CAF's default is no heartbeats: a silent peer would stay "connected".
+  cfg.set("middleman.heartbeat-interval",
+          caf::timespan{
+            std::chrono::duration_cast<caf::timespan>(s.heartbeat_interval)});
+  cfg.set("middleman.connection-timeout",
+          caf::timespan{std::chrono::duration_cast<caf::timespan>(
+            s.heartbeat_interval * 4)});
+  add_wire_types(cfg);
+}
+
+std::string validate(const fabric_settings& s) {
+  if (!is_loopback(s.interface))
+    return "fabric-interface '" + s.interface
+           + "': without TLS (not implemented yet) the fabric listens on "
+             "loopback addresses only";
+  if (s.maintenance_interval.count() <= 0 || s.heartbeat_interval.count() <= 0)
+    return "link-maintenance-interval and link-heartbeat-interval must be "
+           "positive";
+  return {};
+}
+
+namespace {
+
+/// Passes every broker event on, and tells the hub about changes that may
+/// change the interest of dynamic routes (bindings, queues, exchanges).
+class federation_events : public event_sink {
+public:
+  federation_events(std::shared_ptr<event_sink> inner, caf::actor hub)
+    : inner_(std::move(inner)), hub_(std::move(hub)) {}
+
+  void publish(broker_event e) override {
+    if (e.kind == "binding" || e.kind == "queue" || e.kind == "exchange")
+      caf::anon_send(hub_, changed_atom::value);
+    if (inner_)
+      inner_->publish(std::move(e));
+  }
+
+private:
+  std::shared_ptr<event_sink> inner_;
+  caf::actor hub_;
+};
+
+} // namespace
+
+fabric::fabric(caf::actor_system& sys, fabric_settings s,
+               std::shared_ptr<const config::user_db> users)
+  : sys_(sys), settings_(std::move(s)), broker_id_(make_broker_id()) {
+  gatekeeper_ = spawn_gatekeeper(sys_, std::move(users));
+  auto port = sys_.middleman().publish(gatekeeper_, settings_.port,
+                                       settings_.interface.c_str(), true);
+  if (!port) {
+    caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
+    throw std::runtime_error(
+      "cannot open the fabric port " + settings_.interface + ":"
+      + std::to_string(settings_.port) + ": " + sys_.render(port.error()));
+  }
+  port_ = *port;
+}
+
+fabric::~fabric() {
+  stop();
+}
+
+void fabric::start(broker& node) {
+  auto ctx = std::make_shared<federation_context>();
+  ctx->node = &node;
+  ctx->broker_id = broker_id_;
+  ctx->node_name = node.limits().node_name;
+  ctx->maintenance_interval = settings_.maintenance_interval;
+  hub_ = spawn_hub(sys_, std::move(ctx));
+  sys_.registry().put(caf::atom("federation"),
+                      caf::actor_cast<caf::strong_actor_ptr>(hub_));
+  caf::anon_send(gatekeeper_, hub_atom::value, hub_);
+  node.set_event_sink(
+    std::make_shared<federation_events>(node.shared_events(), hub_));
+}
+
+void fabric::stop() {
+  if (hub_) {
+    sys_.registry().erase(caf::atom("federation"));
+    caf::anon_send_exit(hub_, caf::exit_reason::user_shutdown);
+    hub_ = nullptr;
+  }
+  if (gatekeeper_) {
+    (void)sys_.middleman().unpublish(gatekeeper_, port_);
+    caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
+    gatekeeper_ = nullptr;
+  }
+}
+
+} // namespace flotilla::federation

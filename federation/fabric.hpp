@@ -1,0 +1,89 @@
+#pragma once
+
+// The inter-node fabric of a Flotilla broker and its federation: what
+// flotillad starts. CAF io headers stay in the .cpp files.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+namespace flotilla {
+class broker;
+namespace config {
+class user_db;
+} // namespace config
+} // namespace flotilla
+
+namespace flotilla::federation {
+
+/// Options of the fabric (flotillad --fabric-*, --link-*).
+struct fabric_settings {
+  /// Address the fabric listens on. Without TLS (not implemented yet) only
+  /// loopback addresses are accepted.
+  std::string interface = "127.0.0.1";
+  /// 0 picks a free port.
+  uint16_t port = 0;
+  /// First reconnect delay of a link; doubles up to 64 s (Qpid's
+  /// link-maintenance-interval).
+  std::chrono::milliseconds maintenance_interval{2000};
+  /// BASP heartbeat interval; a peer silent for four intervals is down.
+  std::chrono::milliseconds heartbeat_interval{5000};
+};
+
+/// Prepares `cfg` for the fabric: loads CAF's middleman (BASP) with
+/// heartbeats on and registers the federation's wire types. Call before the
+/// actor_system is constructed.
+void configure(caf::actor_system_config& cfg, const fabric_settings& s);
+
+/// Returns an error text if `s` cannot be used (e.g. a non-loopback
+/// interface without TLS), else an empty string.
+std::string validate(const fabric_settings& s);
+
+/// The fabric endpoint of one broker: publishes the gatekeeper on the fabric
+/// port at construction; start() adds the federation hub once the broker
+/// model exists. Owned by flotillad's main thread; stop() before the broker
+/// stops.
+class fabric {
+public:
+  /// Publishes the gatekeeper. Throws std::runtime_error if the port cannot
+  /// be opened.
+  fabric(caf::actor_system& sys, fabric_settings s,
+         std::shared_ptr<const config::user_db> users);
+  ~fabric();
+
+  fabric(const fabric&) = delete;
+  fabric& operator=(const fabric&) = delete;
+
+  /// Returns the port the gatekeeper listens on.
+  uint16_t port() const {
+    return port_;
+  }
+
+  /// Returns this process's federation id (what traces name it by).
+  const std::string& broker_id() const {
+    return broker_id_;
+  }
+
+  /// Spawns the federation hub for `node` (after its vhosts exist and the
+  /// management agents installed their event sink) and registers it in the
+  /// actor registry as "federation" (management requests for links and
+  /// bridges go there).
+  void start(broker& node);
+
+  /// Closes every link and bridge and the fabric port.
+  void stop();
+
+private:
+  caf::actor_system& sys_;
+  fabric_settings settings_;
+  std::string broker_id_;
+  uint16_t port_ = 0;
+  caf::actor gatekeeper_;
+  caf::actor hub_;
+};
+
+} // namespace flotilla::federation

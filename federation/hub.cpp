@@ -1,0 +1,575 @@
+// The federation hub: one per broker, registered as "federation". It owns
+// the links and bridges configured on this broker, hands a session to every
+// authenticated peer, keeps what each export's bridge wants (dynamic routes)
+// and recomputes the interest of this broker's dynamic bridges whenever a
+// binding, an export or a link changes. Management requests for links and
+// bridges arrive here as protobuf bytes from the management agent.
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/broker.hpp"
+#include "actors/events.hpp"
+#include "actors/log.hpp"
+#include "federation/actors.hpp"
+#include "protocol/management.pb.h"
+
+namespace flotilla::federation {
+
+namespace {
+
+namespace mg = flotilla::management;
+
+constexpr auto recompute_interval = std::chrono::seconds(2);
+
+struct link_rec {
+  link_config cfg;
+  std::shared_ptr<link_status> status;
+  caf::actor actor;
+  caf::actor session; ///< Set while operational.
+};
+
+struct bridge_rec {
+  bridge_config cfg;
+  std::shared_ptr<bridge_status> status;
+  caf::actor actor;
+  std::vector<interest_item> sent;
+  bool sent_once = false;
+};
+
+struct export_rec {
+  export_info info;
+  std::vector<interest_item> items;
+};
+
+struct hub_state {
+  static inline const char* name = "federation";
+  context_ptr ctx;
+  std::map<std::string, link_rec> links;
+  std::map<std::string, bridge_rec> bridges;
+  std::map<caf::actor_id, export_rec> exports;
+  std::set<caf::actor_addr> sessions;
+};
+
+using hub_self = caf::stateful_actor<hub_state>*;
+
+void publish_event(hub_self self, const std::string& kind,
+                   const std::string& action, const std::string& name,
+                   std::vector<std::pair<std::string, std::string>> details) {
+  if (auto* sink = self->state.ctx->node->events())
+    sink->publish(broker_event{kind, action, {}, name, std::move(details)});
+}
+
+/// The binding keys of local consumers on `exchange` (not the queues of
+/// exports, which carry interest that came from elsewhere, and not the
+/// management agents).
+std::vector<std::string> local_keys(hub_self self, const std::string& vhost,
+                                    const std::string& exchange) {
+  std::vector<std::string> out;
+  auto* vh = self->state.ctx->node->find_vhost(vhost);
+  if (vh == nullptr)
+    return out;
+  auto x = vh->table->find_exchange(exchange);
+  if (!x)
+    return out;
+  std::string prefix = export_queue_prefix;
+  for (auto& b : x->bindings()) {
+    if (!b.dest.to_exchange
+        && (b.dest.name.empty()
+            || b.dest.name.compare(0, prefix.size(), prefix) == 0))
+      continue;
+    out.push_back(b.key);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::string remote_id_of(hub_self self, const std::string& link) {
+  auto i = self->state.links.find(link);
+  if (i == self->state.links.end() || !i->second.session)
+    return {};
+  std::lock_guard<std::mutex> guard{i->second.status->mtx};
+  return i->second.status->remote_id;
+}
+
+/// Sends every dynamic bridge its interest if it changed.
+void recompute(hub_self self) {
+  auto& st = self->state;
+  for (auto& [name, b] : st.bridges) {
+    if (!b.cfg.dynamic)
+      continue;
+    auto peer = remote_id_of(self, b.cfg.link);
+    if (peer.empty())
+      continue;
+    std::vector<received_interest> received;
+    for (auto& [id, e] : st.exports)
+      if (e.info.dynamic && e.info.vhost == b.cfg.vhost
+          && e.info.exchange == b.cfg.exchange)
+        received.push_back(received_interest{e.info.peer_id, e.items});
+    auto items = interest_for_peer(
+      st.ctx->broker_id, peer, local_keys(self, b.cfg.vhost, b.cfg.exchange),
+      received, b.cfg.max_hops);
+    if (b.sent_once && items == b.sent)
+      continue;
+    b.sent = items;
+    b.sent_once = true;
+    self->send(b.actor, interest_atom::value, interest{std::move(items)});
+  }
+}
+
+// -- management ---------------------------------------------------------------
+
+void fill(const link_rec& l, size_t bridges, mg::Link& out) {
+  out.set_name(l.cfg.name);
+  out.set_host(l.cfg.host);
+  out.set_port(l.cfg.port);
+  out.set_transport("tcp");
+  out.set_user(l.cfg.user);
+  out.set_bridges(static_cast<uint32_t>(bridges));
+  std::lock_guard<std::mutex> guard{l.status->mtx};
+  out.set_state(to_string(l.status->state));
+  out.set_last_error(l.status->last_error);
+  out.set_remote_node(l.status->remote_node);
+  out.set_remote_id(l.status->remote_id);
+  out.set_connects(l.status->connects);
+  out.set_next_attempt_ms(l.status->next_attempt_ms);
+}
+
+void fill_counters(const route_counters& c, mg::Bridge& out) {
+  out.set_messages_in(c.messages_in.load());
+  out.set_messages_out(c.messages_out.load());
+  out.set_backlog(c.in_flight.load());
+  out.set_dropped_loop(c.dropped_loop.load());
+  out.set_dropped_duplicate(c.dropped_duplicate.load());
+  out.set_dropped_hops(c.dropped_hops.load());
+  out.set_unroutable(c.unroutable.load());
+}
+
+void fill(const bridge_rec& b, mg::Bridge& out) {
+  out.set_name(b.cfg.name);
+  out.set_link(b.cfg.link);
+  out.set_vhost(b.cfg.vhost);
+  out.set_direction("in");
+  out.set_source(b.cfg.queue.empty() ? b.cfg.exchange : b.cfg.queue);
+  out.set_destination(b.cfg.exchange);
+  out.set_key(b.cfg.key);
+  out.set_dynamic(b.cfg.dynamic);
+  out.set_queue_route(!b.cfg.queue.empty());
+  out.set_queue(b.cfg.queue);
+  out.set_credit(b.cfg.credit);
+  out.set_max_hops(b.cfg.max_hops);
+  fill_counters(b.status->counters, out);
+  out.set_forwarded(b.status->counters.messages_in.load());
+  std::lock_guard<std::mutex> guard{b.status->mtx};
+  out.set_state(b.status->state);
+  out.set_last_error(b.status->last_error);
+  for (auto& k : b.status->keys)
+    out.add_keys(k);
+}
+
+void fill(const export_rec& e, mg::Bridge& out) {
+  out.set_name(e.info.bridge_name);
+  out.set_vhost(e.info.vhost);
+  out.set_direction("out");
+  out.set_state("active");
+  out.set_peer(e.info.peer_node);
+  out.set_source(e.info.exchange);
+  out.set_destination(e.info.exchange);
+  out.set_dynamic(e.info.dynamic);
+  out.set_queue(e.info.queue);
+  fill_counters(*e.info.counters, out);
+  out.set_forwarded(e.info.counters->messages_out.load());
+  for (auto& k : keys_of(e.items))
+    out.add_keys(k);
+}
+
+bool matches(const std::string& pattern, const std::string& name) {
+  return pattern.empty() || fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
+}
+
+void page(const mg::Request& req, mg::Response& resp,
+          std::vector<mg::Object> all) {
+  auto& o = req.list();
+  uint32_t size
+    = o.page_size() == 0 ? 100 : std::min<uint32_t>(o.page_size(), 1000);
+  uint32_t number = o.page() == 0 ? 1 : o.page();
+  if (o.sort_reverse())
+    std::reverse(all.begin(), all.end());
+  resp.set_total(all.size());
+  resp.set_page(number);
+  resp.set_page_size(size);
+  resp.set_page_count(static_cast<uint32_t>((all.size() + size - 1) / size));
+  size_t begin = std::min<size_t>(all.size(), size_t{number - 1} * size);
+  size_t end = std::min<size_t>(all.size(), begin + size);
+  for (size_t i = begin; i < end; ++i)
+    *resp.add_objects() = std::move(all[i]);
+}
+
+size_t bridges_of(hub_self self, const std::string& link) {
+  return std::count_if(self->state.bridges.begin(), self->state.bridges.end(),
+                       [&](auto& kv) {
+                         return kv.second.cfg.link == link;
+                       });
+}
+
+void fail(mg::Response& resp, uint32_t status, std::string text) {
+  resp.Clear();
+  resp.set_status(status);
+  resp.set_error(std::move(text));
+}
+
+void start_bridge(hub_self self, bridge_rec& b) {
+  auto& st = self->state;
+  b.actor = spawn_bridge(self->system(), b.cfg, b.status,
+                         caf::actor_cast<caf::actor>(self), st.ctx);
+  self->link_to(b.actor);
+  auto l = st.links.find(b.cfg.link);
+  if (l != st.links.end() && l->second.session)
+    self->send(b.actor, link_up_atom::value, l->second.session);
+}
+
+void stop_bridge(hub_self self, bridge_rec& b) {
+  self->unlink_from(b.actor);
+  self->send_exit(b.actor, caf::exit_reason::user_shutdown);
+}
+
+void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
+  auto& st = self->state;
+  if (spec.host().empty() || spec.port() == 0 || spec.port() > 65535)
+    return fail(resp, 400,
+                "a link needs host and port (the remote fabric "
+                "port, see 'flotilla overview')");
+  if (spec.durable())
+    return fail(resp, 501, "durable links are not implemented yet");
+  if (!is_loopback(spec.host()))
+    return fail(resp, 400,
+                "links without TLS are only allowed to loopback addresses "
+                "(TLS for the fabric is not implemented yet)");
+  auto name = spec.name().empty()
+                ? spec.host() + ":" + std::to_string(spec.port())
+                : spec.name();
+  auto i = st.links.find(name);
+  if (i != st.links.end()) {
+    auto& c = i->second.cfg;
+    if (c.host == spec.host() && c.port == spec.port()
+        && c.user == spec.user()) {
+      resp.set_status(200);
+      fill(i->second, bridges_of(self, name),
+           *resp.add_objects()->mutable_link());
+      return;
+    }
+    return fail(resp, 409,
+                "link '" + name
+                  + "' exists with another address "
+                    "or user");
+  }
+  link_rec rec;
+  rec.cfg.name = name;
+  rec.cfg.host = spec.host();
+  rec.cfg.port = static_cast<uint16_t>(spec.port());
+  rec.cfg.user = spec.user();
+  rec.cfg.password = spec.password();
+  rec.status = std::make_shared<link_status>();
+  rec.actor = spawn_link(self->system(), rec.cfg, rec.status,
+                         caf::actor_cast<caf::actor>(self), st.ctx);
+  self->link_to(rec.actor);
+  FLOTILLA_LOG(notice, "federation: link " << name << " to " << spec.host()
+                                           << ":" << spec.port() << " added");
+  auto& stored = st.links.emplace(name, std::move(rec)).first->second;
+  resp.set_status(201);
+  fill(stored, 0, *resp.add_objects()->mutable_link());
+}
+
+void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
+  auto& st = self->state;
+  auto i = st.links.find(name);
+  if (i == st.links.end())
+    return fail(resp, 404, "no link '" + name + "'");
+  for (auto j = st.bridges.begin(); j != st.bridges.end();) {
+    if (j->second.cfg.link == name) {
+      stop_bridge(self, j->second);
+      j = st.bridges.erase(j);
+    } else {
+      ++j;
+    }
+  }
+  self->unlink_from(i->second.actor);
+  self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  publish_event(self, "link", "state", name, {{"state", "Closed"}});
+  st.links.erase(i);
+  FLOTILLA_LOG(notice, "federation: link " << name << " deleted");
+  resp.set_status(200);
+}
+
+std::string bridge_name_of(const mg::Bridge& spec) {
+  if (!spec.name().empty())
+    return spec.name();
+  if (spec.queue_route())
+    return spec.link() + "/queue/" + spec.source();
+  if (spec.dynamic())
+    return spec.link() + "/dynamic/" + spec.source();
+  return spec.link() + "/" + spec.source() + "/" + spec.key();
+}
+
+void create_bridge(hub_self self, const std::string& vhost,
+                   const mg::Bridge& spec, mg::Response& resp) {
+  auto& st = self->state;
+  if (spec.durable())
+    return fail(resp, 501, "durable routes are not implemented yet");
+  if (spec.source().empty())
+    return fail(resp, 400, "a bridge needs a source (exchange or queue)");
+  if (st.links.count(spec.link()) == 0)
+    return fail(resp, 404, "no link '" + spec.link() + "'");
+  auto* vh = st.ctx->node->find_vhost(vhost);
+  if (vh == nullptr)
+    return fail(resp, 404, "no vhost '" + vhost + "'");
+  bridge_config cfg;
+  cfg.name = bridge_name_of(spec);
+  cfg.link = spec.link();
+  cfg.vhost = vhost;
+  cfg.dynamic = spec.dynamic();
+  if (spec.queue_route()) {
+    cfg.queue = spec.source();
+    cfg.exchange = spec.destination();
+    if (cfg.exchange.empty())
+      return fail(resp, 400, "a queue route needs a destination exchange");
+  } else {
+    cfg.exchange = spec.source();
+    cfg.key = spec.key();
+  }
+  if (!vh->table->find_exchange(cfg.exchange))
+    return fail(resp, 404,
+                "no exchange '" + cfg.exchange + "' in vhost '" + vhost
+                  + "' (the destination of the route)");
+  cfg.credit = spec.credit() == 0 ? 100 : spec.credit();
+  cfg.max_hops = spec.max_hops() == 0 ? default_max_hops : spec.max_hops();
+  auto i = st.bridges.find(cfg.name);
+  if (i != st.bridges.end()) {
+    auto& c = i->second.cfg;
+    if (c.link == cfg.link && c.exchange == cfg.exchange && c.key == cfg.key
+        && c.dynamic == cfg.dynamic && c.queue == cfg.queue) {
+      resp.set_status(200);
+      fill(i->second, *resp.add_objects()->mutable_bridge());
+      return;
+    }
+    return fail(resp, 409,
+                "bridge '" + cfg.name
+                  + "' exists with another "
+                    "source");
+  }
+  bridge_rec rec;
+  rec.cfg = std::move(cfg);
+  rec.status = std::make_shared<bridge_status>();
+  auto name = rec.cfg.name;
+  auto& stored = st.bridges.emplace(name, std::move(rec)).first->second;
+  start_bridge(self, stored);
+  FLOTILLA_LOG(notice, "federation: bridge " << name << " added");
+  recompute(self);
+  resp.set_status(201);
+  fill(stored, *resp.add_objects()->mutable_bridge());
+}
+
+void delete_bridge(hub_self self, const mg::Request& req, mg::Response& resp) {
+  auto& st = self->state;
+  auto name = req.name().empty() ? bridge_name_of(req.bridge()) : req.name();
+  auto i = st.bridges.find(name);
+  if (i == st.bridges.end())
+    return fail(resp, 404, "no bridge '" + name + "'");
+  stop_bridge(self, i->second);
+  st.bridges.erase(i);
+  FLOTILLA_LOG(notice, "federation: bridge " << name << " deleted");
+  resp.set_status(200);
+}
+
+std::string handle_management(hub_self self, const std::string& bytes,
+                              const std::string& vhost) {
+  auto& st = self->state;
+  mg::Request req;
+  mg::Response resp;
+  if (!req.ParseFromString(bytes)) {
+    fail(resp, 400, "bad federation request");
+  } else if (req.kind() != mg::LINK && req.kind() != mg::BRIDGE) {
+    fail(resp, 400, "the federation hub manages links and bridges only");
+  } else {
+    bool link = req.kind() == mg::LINK;
+    switch (req.method()) {
+      case mg::LIST: {
+        std::vector<mg::Object> all;
+        if (link) {
+          for (auto& [name, l] : st.links)
+            if (matches(req.list().pattern(), name))
+              fill(l, bridges_of(self, name),
+                   *all.emplace_back().mutable_link());
+        } else {
+          for (auto& [name, b] : st.bridges)
+            if (b.cfg.vhost == vhost && matches(req.list().pattern(), name))
+              fill(b, *all.emplace_back().mutable_bridge());
+          for (auto& [id, e] : st.exports)
+            if (e.info.vhost == vhost
+                && matches(req.list().pattern(), e.info.bridge_name))
+              fill(e, *all.emplace_back().mutable_bridge());
+        }
+        page(req, resp, std::move(all));
+        resp.set_status(200);
+        break;
+      }
+      case mg::GET: {
+        if (link) {
+          auto i = st.links.find(req.name());
+          if (i == st.links.end()) {
+            fail(resp, 404, "no link '" + req.name() + "'");
+            break;
+          }
+          fill(i->second, bridges_of(self, req.name()),
+               *resp.add_objects()->mutable_link());
+        } else {
+          auto i = st.bridges.find(req.name());
+          if (i == st.bridges.end()) {
+            fail(resp, 404, "no bridge '" + req.name() + "'");
+            break;
+          }
+          fill(i->second, *resp.add_objects()->mutable_bridge());
+        }
+        resp.set_status(200);
+        break;
+      }
+      case mg::CREATE:
+        if (link)
+          create_link(self, req.link(), resp);
+        else
+          create_bridge(self, vhost, req.bridge(), resp);
+        break;
+      case mg::DELETE:
+        if (link)
+          delete_link(self, req.name().empty() ? req.link().name() : req.name(),
+                      resp);
+        else
+          delete_bridge(self, req, resp);
+        break;
+      default:
+        fail(resp, 400,
+             "links and bridges take list, get, create and "
+             "delete");
+    }
+  }
+  std::string out;
+  resp.SerializeToString(&out);
+  return out;
+}
+
+caf::behavior hub_impl(hub_self self, context_ptr ctx) {
+  self->state.ctx = std::move(ctx);
+  self->delayed_send(self, recompute_interval, tick_atom::value);
+  // Links, bridges and sessions are linked to the hub: they stop with it.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    for (auto& [name, l] : st.links)
+      if (l.actor.address() == msg.source) {
+        FLOTILLA_LOG(error, "federation: link "
+                              << name << " failed: "
+                              << self->system().render(msg.reason));
+        return;
+      }
+    for (auto& [name, b] : st.bridges)
+      if (b.actor.address() == msg.source) {
+        FLOTILLA_LOG(error, "federation: bridge "
+                              << name << " failed: "
+                              << self->system().render(msg.reason));
+        return;
+      }
+    // A session ends when its peer goes away; anything else from outside
+    // (shutdown) stops the hub.
+    if (st.sessions.erase(msg.source) > 0)
+      return;
+    self->quit(msg.reason);
+  });
+  return {
+    [=](hello_atom, hello& h) -> welcome {
+      auto& st = self->state;
+      welcome w;
+      if (h.broker_id == st.ctx->broker_id) {
+        w.error = "a broker cannot link to itself";
+        return w;
+      }
+      auto session
+        = spawn_session(self->system(), h.link, h.broker_id, h.node_name,
+                        caf::actor_cast<caf::actor>(self), st.ctx);
+      self->link_to(session);
+      st.sessions.insert(session.address());
+      FLOTILLA_LOG(notice, "federation: link from " << h.node_name << " ("
+                                                    << h.broker_id << ") as "
+                                                    << h.user);
+      w.ok = true;
+      w.session = session;
+      w.broker_id = st.ctx->broker_id;
+      w.node_name = st.ctx->node_name;
+      return w;
+    },
+    [=](link_state_atom, const std::string& name, link_state s,
+        const std::string& error, caf::actor& session) {
+      auto& st = self->state;
+      auto i = st.links.find(name);
+      if (i == st.links.end())
+        return;
+      auto& l = i->second;
+      publish_event(self, "link", "state", name,
+                    {{"state", to_string(s)},
+                     {"last_error", error},
+                     {"host", l.cfg.host},
+                     {"port", std::to_string(l.cfg.port)}});
+      bool up = s == link_state::operational;
+      l.session = up ? session : caf::actor{};
+      for (auto& [bname, b] : st.bridges) {
+        if (b.cfg.link != name)
+          continue;
+        if (up)
+          self->send(b.actor, link_up_atom::value, session);
+        else
+          self->send(b.actor, link_down_atom::value);
+      }
+      if (up)
+        recompute(self);
+    },
+    [=](export_atom, export_info& info) {
+      auto id = info.id;
+      self->state.exports[id] = export_rec{std::move(info), {}};
+    },
+    [=](export_atom, caf::actor_id id) {
+      if (self->state.exports.erase(id) > 0)
+        recompute(self);
+    },
+    [=](interest_atom, caf::actor_id id, interest& in) {
+      auto i = self->state.exports.find(id);
+      if (i == self->state.exports.end())
+        return;
+      i->second.items = std::move(in.items);
+      recompute(self);
+    },
+    [=](changed_atom) {
+      recompute(self);
+    },
+    [=](tick_atom) {
+      recompute(self);
+      self->delayed_send(self, recompute_interval, tick_atom::value);
+    },
+    [=](fed_mgmt_atom, const std::string& bytes, const std::string& vhost) {
+      return handle_management(self, bytes, vhost);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx) {
+  return sys.spawn(hub_impl, std::move(ctx));
+}
+
+} // namespace flotilla::federation

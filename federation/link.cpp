@@ -1,0 +1,210 @@
+// The link actor: keeps one connection to a remote broker's gatekeeper.
+//
+//            spawn
+//              |
+//              v
+//   +-----> Waiting --timer--> Connecting --welcome--> Operational
+//   |          ^                  |   |                     |
+//   |          +--- error --------+   +-- refused --> Failed |
+//   |          +------------- session down -----------------+
+//   |                                                        (Failed retries
+//   +-- delete: Closed (the actor quits)                      every 64 s)
+//
+// Each attempt asks CAF's middleman to connect (asynchronously: the actor
+// never blocks), then sends a hello with the user and password to the
+// remote gatekeeper. Delays between attempts start at the maintenance
+// interval and double up to 64 s; a refused login waits the longest delay
+// (no hot retry loop). The session handle is monitored: a BASP connection
+// that dies (or misses heartbeats) turns into a down message.
+
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/log.hpp"
+#include "federation/actors.hpp"
+
+namespace flotilla::federation {
+
+const char* to_string(link_state x) {
+  switch (x) {
+    case link_state::waiting:
+      return "Waiting";
+    case link_state::connecting:
+      return "Connecting";
+    case link_state::operational:
+      return "Operational";
+    case link_state::failed:
+      return "Failed";
+    default:
+      return "Closed";
+  }
+}
+
+namespace {
+
+constexpr auto attempt_timeout = std::chrono::seconds(10);
+constexpr auto longest_delay = std::chrono::milliseconds(64000);
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct link_actor_state {
+  static inline const char* name = "link";
+  link_config cfg;
+  std::shared_ptr<link_status> status;
+  caf::actor hub;
+  context_ptr ctx;
+  backoff delays{std::chrono::milliseconds(2000), longest_delay};
+  caf::actor session;
+  uint64_t attempt = 0; ///< Ignores answers and timers of older attempts.
+};
+
+using link_self = caf::stateful_actor<link_actor_state>*;
+
+void set_state(link_self self, link_state s, const std::string& error,
+               int64_t next_attempt_ms = 0) {
+  auto& st = self->state;
+  bool changed;
+  {
+    std::lock_guard<std::mutex> guard{st.status->mtx};
+    changed = st.status->state != s || st.status->last_error != error;
+    st.status->state = s;
+    if (!error.empty() || s == link_state::operational)
+      st.status->last_error = error;
+    st.status->next_attempt_ms = next_attempt_ms;
+    if (s == link_state::operational)
+      ++st.status->connects;
+  }
+  if (changed)
+    self->send(st.hub, link_state_atom::value, st.cfg.name, s, error,
+               st.session);
+}
+
+void schedule(link_self self, std::chrono::milliseconds delay, link_state s,
+              const std::string& error) {
+  auto& st = self->state;
+  set_state(self, s, error, now_ms() + delay.count());
+  FLOTILLA_LOG(info, "federation: link " << st.cfg.name << " " << to_string(s)
+                                         << (error.empty() ? "" : ": ") << error
+                                         << "; next attempt in "
+                                         << delay.count() << " ms");
+  self->delayed_send(self, delay, retry_atom::value, st.attempt);
+}
+
+void failed_attempt(link_self self, const std::string& error) {
+  schedule(self, self->state.delays.next(), link_state::waiting, error);
+}
+
+void attempt(link_self self) {
+  auto& st = self->state;
+  auto id = ++st.attempt;
+  set_state(self, link_state::connecting, {});
+  auto mm = self->system().middleman().actor_handle();
+  self
+    ->request(mm, attempt_timeout, caf::connect_atom::value, st.cfg.host,
+              st.cfg.port)
+    .then(
+      [=](caf::node_id&, caf::strong_actor_ptr& gk, std::set<std::string>&) {
+        auto& st = self->state;
+        if (id != st.attempt)
+          return;
+        if (!gk) {
+          failed_attempt(self, "no gatekeeper at " + st.cfg.host + ":"
+                                 + std::to_string(st.cfg.port));
+          return;
+        }
+        hello h;
+        h.user = st.cfg.user;
+        h.password = st.cfg.password;
+        h.broker_id = st.ctx->broker_id;
+        h.node_name = st.ctx->node_name;
+        h.link = caf::actor_cast<caf::actor>(self);
+        self
+          ->request(caf::actor_cast<caf::actor>(gk), attempt_timeout,
+                    hello_atom::value, std::move(h))
+          .then(
+            [=](welcome& w) {
+              auto& st = self->state;
+              if (id != st.attempt)
+                return;
+              if (!w.ok) {
+                // Wrong credentials do not fix themselves quickly: wait
+                // the longest delay, stay Failed with the reason.
+                schedule(self, longest_delay, link_state::failed, w.error);
+                return;
+              }
+              st.delays.reset();
+              st.session = w.session;
+              self->monitor(st.session);
+              {
+                std::lock_guard<std::mutex> guard{st.status->mtx};
+                st.status->remote_id = w.broker_id;
+                st.status->remote_node = w.node_name;
+              }
+              FLOTILLA_LOG(notice, "federation: link "
+                                     << st.cfg.name << " operational (peer "
+                                     << w.node_name << " " << w.broker_id
+                                     << ")");
+              set_state(self, link_state::operational, {});
+            },
+            [=](caf::error& e) {
+              if (id != self->state.attempt)
+                return;
+              failed_attempt(self, "hello: " + self->system().render(e));
+            });
+      },
+      [=](caf::error& e) {
+        if (id != self->state.attempt)
+          return;
+        failed_attempt(self, "cannot connect to " + self->state.cfg.host + ":"
+                               + std::to_string(self->state.cfg.port) + ": "
+                               + self->system().render(e));
+      });
+}
+
+caf::behavior link_impl(link_self self, link_config cfg,
+                        std::shared_ptr<link_status> status, caf::actor hub,
+                        context_ptr ctx) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.status = std::move(status);
+  st.hub = std::move(hub);
+  st.delays = backoff{ctx->maintenance_interval, longest_delay};
+  st.ctx = std::move(ctx);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& st = self->state;
+    if (msg.source != st.session.address())
+      return;
+    st.session = nullptr;
+    ++st.attempt;
+    failed_attempt(self,
+                   "connection lost: " + self->system().render(msg.reason));
+  });
+  self->attach_functor([status = st.status] {
+    std::lock_guard<std::mutex> guard{status->mtx};
+    status->state = link_state::closed;
+  });
+  self->send(self, retry_atom::value, st.attempt);
+  return {
+    [=](retry_atom, uint64_t which) {
+      if (which == self->state.attempt && !self->state.session)
+        attempt(self);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_link(caf::actor_system& sys, link_config cfg,
+                      std::shared_ptr<link_status> status, caf::actor hub,
+                      context_ptr ctx) {
+  return sys.spawn(link_impl, std::move(cfg), std::move(status), std::move(hub),
+                   std::move(ctx));
+}
+
+} // namespace flotilla::federation

@@ -1,0 +1,388 @@
+// The source side of federation: the gatekeeper (published on the fabric
+// port), one session per authenticated peer link, and one export per remote
+// bridge. An export behaves like an AMQP consumer of this broker: it owns an
+// exclusive queue bound to the source exchange (or consumes an existing
+// queue for queue routes), takes at most `credit` unacked messages, forwards
+// them to the bridge and acks each batch only when the bridge answered that
+// the destination enqueued it.
+
+#include <chrono>
+#include <set>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/broker.hpp"
+#include "actors/log.hpp"
+#include "actors/messages.hpp"
+#include "actors/store_codec.hpp"
+#include "config/users.hpp"
+#include "federation/actors.hpp"
+
+namespace flotilla::federation {
+
+namespace {
+
+constexpr auto forward_timeout = std::chrono::seconds(60);
+
+// -- gatekeeper ---------------------------------------------------------------
+
+struct gatekeeper_state {
+  static inline const char* name = "fedgate";
+  std::shared_ptr<const config::user_db> users;
+  caf::actor hub;
+};
+
+caf::behavior gatekeeper_impl(caf::stateful_actor<gatekeeper_state>* self,
+                              std::shared_ptr<const config::user_db> users) {
+  self->state.users = std::move(users);
+  return {
+    [=](hub_atom, caf::actor& hub) {
+      self->state.hub = std::move(hub);
+    },
+    [=](hello_atom, hello& h) {
+      auto rp = self->make_response_promise();
+      auto& st = self->state;
+      auto refuse = [&](std::string why) {
+        FLOTILLA_LOG(warning, "federation: refused link from " << h.node_name
+                                                               << ": " << why);
+        welcome w;
+        w.error = std::move(why);
+        rp.deliver(std::move(w));
+      };
+      if (!st.hub)
+        return refuse("the broker is starting");
+      auto* u = st.users->find(h.user);
+      if (u == nullptr || !st.users->check_password(*u, h.password))
+        return refuse("authentication failed for user '" + h.user + "'");
+      rp.delegate(st.hub, hello_atom::value, std::move(h));
+    },
+  };
+}
+
+// -- export -------------------------------------------------------------------
+
+struct export_state {
+  static inline const char* name = "fedexport";
+  subscription sub;
+  context_ptr ctx;
+  caf::actor hub;
+  std::string peer_id;
+  const vhost_ref* vh = nullptr;
+  uint64_t conn_id = 0;
+  uint64_t owner = 0;
+  std::string queue;
+  caf::actor queue_actor;
+  bool own_queue = false;
+  std::set<std::string> bound;
+  std::shared_ptr<route_counters> counters = std::make_shared<route_counters>();
+  /// What the exit functor needs (the state may be gone when it runs).
+  struct cleanup_info {
+    caf::actor hub;
+    caf::actor vhost;
+    caf::actor queue;
+    uint64_t conn_id = 0;
+    uint64_t owner = 0;
+    bool own_queue = false;
+  };
+  std::shared_ptr<cleanup_info> cleanup = std::make_shared<cleanup_info>();
+};
+
+using export_self = caf::stateful_actor<export_state>*;
+
+void bind_key(export_self self, const std::string& key, bool unbind) {
+  auto& st = self->state;
+  bind_req req;
+  req.unbind = unbind;
+  req.source = st.sub.exchange;
+  req.destination = st.queue;
+  req.key = key;
+  req.connection_id = st.conn_id;
+  self->request(st.vh->actor, caf::infinite, std::move(req))
+    .then(
+      [=](op_result& r) {
+        if (!r.ok())
+          FLOTILLA_LOG(warning, "federation: export " << self->state.queue
+                                                      << ": " << r.text);
+      },
+      [](caf::error&) {});
+}
+
+void forward(export_self self, delivery_batch& b) {
+  auto& st = self->state;
+  forward_batch out;
+  std::vector<uint64_t> ids;
+  std::vector<uint64_t> drop;
+  for (auto& item : b.items) {
+    trace_info t;
+    if (auto known = read_trace(*item.msg)) {
+      t = std::move(*known);
+    } else {
+      t.origin = st.ctx->broker_id;
+      t.origin_seq = st.ctx->numbers->number_of(item.msg);
+    }
+    if (contains(t.trace, st.sub.dest_broker_id)) {
+      ++st.counters->dropped_loop;
+      drop.push_back(item.id);
+      continue;
+    }
+    t.trace.push_back(st.ctx->broker_id);
+    if (st.sub.max_hops != 0 && t.trace.size() > st.sub.max_hops) {
+      ++st.counters->dropped_hops;
+      drop.push_back(item.id);
+      continue;
+    }
+    fed_message m;
+    m.origin = t.trace.front();
+    m.origin_seq = t.origin_seq;
+    m.trace = std::move(t.trace);
+    m.payload = encode_message(*item.msg);
+    out.messages.push_back(std::move(m));
+    ids.push_back(item.id);
+  }
+  if (!drop.empty())
+    self->send(st.queue_actor, ack_atom::value, st.owner, std::move(drop));
+  if (ids.empty())
+    return;
+  auto n = ids.size();
+  st.counters->in_flight += n;
+  self
+    ->request(st.sub.bridge, forward_timeout, forward_atom::value,
+              std::move(out))
+    .then(
+      [=](forward_ack&) mutable {
+        auto& st = self->state;
+        st.counters->in_flight -= n;
+        st.counters->messages_out += n;
+        self->send(st.queue_actor, ack_atom::value, st.owner, std::move(ids));
+      },
+      [=](caf::error& e) mutable {
+        auto& st = self->state;
+        st.counters->in_flight -= n;
+        FLOTILLA_LOG(info, "federation: export " << st.queue
+                                                 << ": bridge did not answer ("
+                                                 << self->system().render(e)
+                                                 << "); messages requeued");
+        self->send(st.queue_actor, reject_atom::value, st.owner, std::move(ids),
+                   true);
+      });
+}
+
+void report_up(export_self self) {
+  auto& st = self->state;
+  export_info info;
+  info.id = self->id();
+  info.peer_id = st.sub.dest_broker_id;
+  info.peer_node = st.sub.dest_node_name;
+  info.bridge_name = st.sub.bridge_name;
+  info.vhost = st.sub.vhost;
+  info.exchange = st.sub.exchange;
+  info.queue = st.queue;
+  info.dynamic = st.sub.dynamic;
+  info.counters = st.counters;
+  self->send(st.hub, export_atom::value, std::move(info));
+}
+
+void start_consuming(export_self self,
+                     caf::typed_response_promise<subscribed> rp) {
+  auto& st = self->state;
+  consumer_spec spec;
+  spec.key = 1;
+  spec.owner = st.owner;
+  spec.connection = caf::actor_cast<caf::actor>(self);
+  spec.prefetch = st.sub.credit == 0 ? 100 : st.sub.credit;
+  spec.no_ack = false;
+  self->request(st.queue_actor, caf::infinite, consume_atom::value, spec)
+    .then(
+      [=](op_result& r) mutable {
+        if (!r.ok()) {
+          rp.deliver(subscribed{false, r.text, {}});
+          self->quit();
+          return;
+        }
+        report_up(self);
+        FLOTILLA_LOG(info, "federation: exporting "
+                             << self->state.queue << " to "
+                             << self->state.sub.dest_node_name);
+        rp.deliver(subscribed{true, {}, caf::actor_cast<caf::actor>(self)});
+      },
+      [=](caf::error& e) mutable {
+        rp.deliver(subscribed{false, self->system().render(e), {}});
+        self->quit();
+      });
+}
+
+caf::result<subscribed> setup(export_self self, subscription& s) {
+  auto& st = self->state;
+  st.sub = std::move(s);
+  st.vh = st.ctx->node->find_vhost(st.sub.vhost);
+  auto fail = [&](std::string why) {
+    self->quit();
+    return subscribed{false, std::move(why), {}};
+  };
+  if (st.vh == nullptr)
+    return fail("no vhost '" + st.sub.vhost + "'");
+  if (!st.sub.bridge)
+    return fail("no bridge");
+  self->monitor(st.sub.bridge);
+  st.conn_id = st.ctx->node->next_connection_id();
+  st.owner = (st.conn_id << 16) | 1;
+  st.cleanup->vhost = st.vh->actor;
+  st.cleanup->conn_id = st.conn_id;
+  st.cleanup->owner = st.owner;
+  auto rp = self->make_response_promise<subscribed>();
+  if (!st.sub.queue.empty()) {
+    auto q = st.vh->table->find_queue(st.sub.queue);
+    if (!q)
+      return fail("no queue '" + st.sub.queue + "' in vhost '" + st.sub.vhost
+                  + "'");
+    st.queue = q->name;
+    st.queue_actor = q->actor;
+    st.cleanup->queue = q->actor;
+    start_consuming(self, rp);
+    return rp;
+  }
+  if (!st.vh->table->find_exchange(st.sub.exchange))
+    return fail("no exchange '" + st.sub.exchange + "' in vhost '"
+                + st.sub.vhost + "'");
+  queue_declare_req req;
+  req.name = std::string{export_queue_prefix} + st.sub.dest_node_name + "."
+             + st.sub.bridge_name + "." + st.sub.dest_broker_id;
+  req.exclusive = true;
+  req.auto_delete = true;
+  req.connection_id = st.conn_id;
+  self->request(st.vh->actor, caf::infinite, std::move(req))
+    .then(
+      [=](op_result& r) mutable {
+        auto& st = self->state;
+        if (!r.ok()) {
+          rp.deliver(subscribed{false, r.text, {}});
+          self->quit();
+          return;
+        }
+        st.queue = r.name;
+        st.queue_actor = r.actor;
+        st.own_queue = true;
+        st.cleanup->own_queue = true;
+        if (!st.sub.dynamic) {
+          st.bound.insert(st.sub.key);
+          bind_key(self, st.sub.key, false);
+        }
+        start_consuming(self, rp);
+      },
+      [=](caf::error& e) mutable {
+        rp.deliver(subscribed{false, self->system().render(e), {}});
+        self->quit();
+      });
+  return rp;
+}
+
+caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
+  self->state.hub = std::move(hub);
+  self->state.ctx = std::move(ctx);
+  self->state.cleanup->hub = self->state.hub;
+  self->attach_functor([c = self->state.cleanup, id = self->id()] {
+    // Runs on exit: give the queue back (an own queue is exclusive to this
+    // export's connection id, so the vhost deletes it).
+    caf::anon_send(c->hub, export_atom::value, id);
+    if (c->own_queue && c->vhost)
+      caf::anon_send(c->vhost, closed_atom::value, c->conn_id);
+    else if (c->queue)
+      caf::anon_send(c->queue, closed_atom::value, c->owner);
+  });
+  self->set_down_handler([=](caf::down_msg&) {
+    // The bridge is gone (deleted, or its broker unreachable).
+    self->quit();
+  });
+  return {
+    [=](subscribe_atom, subscription& s) {
+      return setup(self, s);
+    },
+    [=](deliver_atom, delivery_batch& b) {
+      forward(self, b);
+    },
+    [=](cancelled_atom, uint64_t) {
+      FLOTILLA_LOG(info, "federation: export queue " << self->state.queue
+                                                     << " was deleted");
+      self->quit();
+    },
+    [=](interest_atom, interest& in) {
+      auto& st = self->state;
+      if (!st.sub.dynamic || !st.own_queue)
+        return;
+      auto keys = keys_of(in.items);
+      std::set<std::string> wanted(keys.begin(), keys.end());
+      for (auto& k : wanted)
+        if (st.bound.count(k) == 0)
+          bind_key(self, k, false);
+      for (auto& k : st.bound)
+        if (wanted.count(k) == 0)
+          bind_key(self, k, true);
+      st.bound = std::move(wanted);
+      self->send(st.hub, interest_atom::value, self->id(), std::move(in));
+    },
+  };
+}
+
+// -- session ------------------------------------------------------------------
+
+struct session_state {
+  static inline const char* name = "fedsession";
+  caf::actor peer_link;
+  std::string peer_id;
+  std::string peer_node;
+  caf::actor hub;
+  context_ptr ctx;
+};
+
+caf::behavior session_impl(caf::stateful_actor<session_state>* self,
+                           caf::actor peer_link, std::string peer_id,
+                           std::string peer_node, caf::actor hub,
+                           context_ptr ctx) {
+  auto& st = self->state;
+  st.peer_link = std::move(peer_link);
+  st.peer_id = std::move(peer_id);
+  st.peer_node = std::move(peer_node);
+  st.hub = std::move(hub);
+  st.ctx = std::move(ctx);
+  self->monitor(st.peer_link);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    FLOTILLA_LOG(info, "federation: session of "
+                         << self->state.peer_node
+                         << " ended: " << self->system().render(msg.reason));
+    self->quit(caf::exit_reason::user_shutdown);
+  });
+  // Exports are linked to the session: they stop with it, but one export
+  // stopping does not stop the session.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    if (msg.source != self->state.hub.address())
+      return;
+    self->quit(msg.reason);
+  });
+  return {
+    [=](subscribe_atom, subscription& s) {
+      auto& st = self->state;
+      s.dest_broker_id = st.peer_id;
+      s.dest_node_name = st.peer_node;
+      auto e = self->spawn<caf::linked>(export_impl, st.hub, st.ctx);
+      auto rp = self->make_response_promise();
+      rp.delegate(e, subscribe_atom::value, std::move(s));
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_gatekeeper(caf::actor_system& sys,
+                            std::shared_ptr<const config::user_db> users) {
+  return sys.spawn(gatekeeper_impl, std::move(users));
+}
+
+caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,
+                         std::string peer_id, std::string peer_node,
+                         caf::actor hub, context_ptr ctx) {
+  return sys.spawn(session_impl, std::move(peer_link), std::move(peer_id),
+                   std::move(peer_node), std::move(hub), std::move(ctx));
+}
+
+} // namespace flotilla::federation
