@@ -25,6 +25,8 @@ void log_write(log_level lvl, std::string_view line);
 
 } // namespace flotilla
 
+/// `expr` is evaluated only when `lvl` is enabled: never put work with side
+/// effects in it (a restore call inside it was skipped at warning level).
 #define FLOTILLA_LOG(lvl, expr)                                                \
   do {                                                                         \
     if (::flotilla::log_enabled(::flotilla::log_level::lvl)) {                 \

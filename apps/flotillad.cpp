@@ -231,8 +231,11 @@ int run(config::broker_options& opts) {
   node.add_vhost("/");
   for (auto& vh : opts.vhosts)
     node.add_vhost(vh);
-  if (!opts.no_data_dir)
-    FLOTILLA_LOG(notice, "recovered " << node.restore(recovered));
+  if (!opts.no_data_dir) {
+    // Never inside the log macro: it skips its argument below the level.
+    auto summary = node.restore(recovered);
+    FLOTILLA_LOG(notice, "recovered " << summary);
+  }
   if (!opts.definitions.empty()) {
     std::string summary;
     std::string error;
