@@ -1,5 +1,6 @@
 #include "transport/amqp_server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -199,7 +200,8 @@ private:
       read(); // Closing: drain until the peer goes away.
       return;
     }
-    batch_ = std::make_shared<input_batch>();
+    if (!batch_)
+      new_batch(); // Else send_batch() left an empty one.
     auto err = decoder_.feed(data, n, [this](const protocol::frame_view& f) {
       return on_frame(f);
     });
@@ -223,11 +225,20 @@ private:
 
   /// Hands the current batch to the actor (if it holds anything).
   void send_batch() {
+    last_batch_size_ = std::min<size_t>(batch_->commands.size(), 4096);
     if (!batch_->commands.empty() || batch_->error != errc::none) {
       ++in_flight_;
       caf::anon_send(actor_, input_atom::value, std::move(batch_));
     }
+    new_batch();
+  }
+
+  void new_batch() {
     batch_ = std::make_shared<input_batch>();
+    // Commands are large (a variant of every method): growing the vector
+    // by doubling moved each one several times per read (3% of the CPU of
+    // bench scenario 1). Reserve what the previous batch held instead.
+    batch_->commands.reserve(last_batch_size_);
   }
 
   errc on_frame(const protocol::frame_view& f) {
@@ -417,8 +428,9 @@ private:
   protocol::command_assembler assembler_;
   std::vector<uint16_t> discarding_;
   input_batch_ptr batch_;
-  read_buffer buf_;          ///< Null while idle (see spare_buffers).
-  bool keep_buffer_ = false; ///< The last read filled buf_.
+  size_t last_batch_size_ = 0; ///< Commands of the previous batch.
+  read_buffer buf_;            ///< Null while idle (see spare_buffers).
+  bool keep_buffer_ = false;   ///< The last read filled buf_.
   bool reading_ = false;
   bool paused_ = false;
   int in_flight_ = 0;
