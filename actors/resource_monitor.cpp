@@ -36,15 +36,6 @@ uint64_t cgroup_limit() {
   return std::numeric_limits<uint64_t>::max();
 }
 
-uint64_t resident_bytes() {
-  std::ifstream in{"/proc/self/statm"};
-  uint64_t pages = 0;
-  uint64_t resident = 0;
-  if (!(in >> pages >> resident))
-    return 0;
-  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
 struct monitor_state {
   static inline const char* name = "resource_monitor";
 };
@@ -79,6 +70,15 @@ uint64_t total_memory() {
   auto cg = cgroup_limit();
   return phys == 0 ? (cg == std::numeric_limits<uint64_t>::max() ? 0 : cg)
                    : std::min(phys, cg);
+}
+
+uint64_t resident_bytes() {
+  std::ifstream in{"/proc/self/statm"};
+  uint64_t pages = 0;
+  uint64_t resident = 0;
+  if (!(in >> pages >> resident))
+    return 0;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 uint64_t memory_in_use() {

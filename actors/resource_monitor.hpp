@@ -34,6 +34,9 @@ uint64_t total_memory();
 /// messages are consumed.
 uint64_t memory_in_use();
 
+/// Returns the resident set size of this process in bytes (0 if unknown).
+uint64_t resident_bytes();
+
 /// Returns the free bytes (for unprivileged users) of the file system
 /// holding `dir`, or UINT64_MAX if it cannot be read.
 uint64_t disk_free(const std::string& dir);

@@ -686,6 +686,23 @@ int cmd_health(session& s, const options& o) {
   return resp.status() < 400 ? exit_ok : exit_refused;
 }
 
+/// Prints every object of a listing: one JSON reply with all of them
+/// (--json), else a table (with statistics columns for `stat`).
+int print_all(mg::Kind kind, const std::vector<mg::Object>& objs,
+              const options& o, bool stats) {
+  if (o.json) {
+    mg::Response all;
+    all.set_status(200);
+    for (auto& x : objs)
+      *all.add_objects() = x;
+    all.set_total(objs.size());
+    std::cout << to_json(all);
+    return exit_ok;
+  }
+  print_objects(kind, objs, stats);
+  return exit_ok;
+}
+
 int cmd_list(session& s, const options& o) {
   auto a = split(o.args, 1,
                  {{"--page", true},
@@ -720,17 +737,7 @@ int cmd_list(session& s, const options& o) {
   }
   auto objs
     = s.list_all(kind, "", pattern, a.get("--sort"), a.flag("--reverse"));
-  if (o.json) {
-    mg::Response all;
-    all.set_status(200);
-    for (auto& x : objs)
-      *all.add_objects() = x;
-    all.set_total(objs.size());
-    std::cout << to_json(all);
-    return exit_ok;
-  }
-  print_objects(kind, objs, false);
-  return exit_ok;
+  return print_all(kind, objs, o, false);
 }
 
 int cmd_get(session& s, const options& o) {
@@ -1022,17 +1029,7 @@ int cmd_stat(session& s, const options& o) {
   } else {
     objs = s.list_all(kind, "", pattern, sort, a.flag("--reverse"));
   }
-  if (o.json) {
-    mg::Response all;
-    all.set_status(200);
-    for (auto& x : objs)
-      *all.add_objects() = x;
-    all.set_total(objs.size());
-    std::cout << to_json(all);
-    return exit_ok;
-  }
-  print_objects(kind, objs, true);
-  return exit_ok;
+  return print_all(kind, objs, o, true);
 }
 
 int cmd_events(session& s, const options& o) {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <optional>
 #include <unordered_map>
@@ -18,6 +17,7 @@
 #include "actors/events.hpp"
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+#include "actors/resource_monitor.hpp"
 #include "actors/stats.hpp"
 #include "config/broker_options.hpp"
 #include "config/users.hpp"
@@ -69,16 +69,6 @@ int64_t now_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
     .count();
-}
-
-/// Returns the resident memory of this process in bytes (0 if unknown).
-uint64_t resident_bytes() {
-  std::ifstream in{"/proc/self/statm"};
-  uint64_t pages = 0;
-  uint64_t resident = 0;
-  if (!(in >> pages >> resident))
-    return 0;
-  return resident * 4096;
 }
 
 using door_atom = caf::atom_constant<caf::atom("door")>;
