@@ -97,19 +97,24 @@ uint64_t disk_free(const std::string& dir) {
   return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
 }
 
+static caf::behavior monitor_impl(caf::stateful_actor<monitor_state>* self,
+                                  broker* node, resource_limits limits) {
+  self->delayed_send(self, check(*node, limits), tick_atom::value);
+  return {
+    [=](tick_atom) {
+      self->delayed_send(self, check(*node, limits), tick_atom::value);
+    },
+  };
+}
+
 caf::actor spawn_resource_monitor(caf::actor_system& sys, broker& node,
                                   resource_limits limits) {
-  auto impl = [&node, limits](caf::stateful_actor<monitor_state>* self) {
-    self->delayed_send(self, check(node, limits), tick_atom::value);
-    return caf::behavior{
-      [=, &node](tick_atom) {
-        self->delayed_send(self, check(node, limits), tick_atom::value);
-      },
-    };
-  };
   // Detached: statvfs and mallinfo2 (which walks every malloc arena) must
-  // not hold a scheduler thread that queues and connections need.
-  return sys.spawn<caf::detached + caf::hidden>(impl);
+  // not hold a scheduler thread that queues and connections need. (Spawned
+  // with arguments: CAF 0.17 dereferences a null argument tuple for
+  // argument-less function actors, which UBSan reports.)
+  return sys.spawn<caf::detached + caf::hidden>(monitor_impl, &node,
+                                                std::move(limits));
 }
 
 } // namespace flotilla
