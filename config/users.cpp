@@ -16,17 +16,12 @@ namespace flotilla::config {
 
 namespace {
 
-constexpr std::string_view scheme = "pbkdf2-sha256";
-constexpr unsigned default_iterations = 10000;
-// Upper bound on a stored iteration count: each login costs this much.
-constexpr unsigned max_iterations = 10'000'000;
-constexpr size_t salt_size = 16;
-constexpr size_t digest_size = 32; // SHA-256
-
 // -- base64 (RFC 4648, standard alphabet, with padding) ---------------------
 
 constexpr char b64_alphabet[]
   = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+} // namespace
 
 std::string base64_encode(std::string_view in) {
   std::string out;
@@ -57,6 +52,8 @@ std::string base64_encode(std::string_view in) {
   return out;
 }
 
+namespace {
+
 int b64_value(char c) {
   if (c >= 'A' && c <= 'Z')
     return c - 'A';
@@ -70,6 +67,8 @@ int b64_value(char c) {
     return 63;
   return -1;
 }
+
+} // namespace
 
 // Strict: length a multiple of 4, padding only at the end, no whitespace.
 bool base64_decode(std::string_view in, std::string& out) {
@@ -99,6 +98,15 @@ bool base64_decode(std::string_view in, std::string& out) {
   }
   return true;
 }
+
+namespace {
+
+constexpr std::string_view scheme = "pbkdf2-sha256";
+constexpr unsigned default_iterations = 10000;
+// Upper bound on a stored iteration count: each login costs this much.
+constexpr unsigned max_iterations = 10'000'000;
+constexpr size_t salt_size = 16;
+constexpr size_t digest_size = 32; // SHA-256
 
 // -- hashes -------------------------------------------------------------------
 

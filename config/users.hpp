@@ -99,4 +99,11 @@ bool parse_sasl_plain(std::string_view response, std::string& user,
 bool parse_amqplain(std::string_view response, std::string& user,
                     std::string& pass);
 
+/// Returns `in` in base64 (RFC 4648, standard alphabet, with padding).
+std::string base64_encode(std::string_view in);
+
+/// Decodes strict base64 (length a multiple of 4, padding only at the end,
+/// no whitespace) into `out`; returns false on anything else.
+bool base64_decode(std::string_view in, std::string& out);
+
 } // namespace flotilla::config

@@ -37,51 +37,6 @@ namespace fs = std::filesystem;
 
 // -- small helpers (exposed for tests) -----------------------------------
 
-bool base64_decode(const std::string& text, std::string& out) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z')
-      return c - 'A';
-    if (c >= 'a' && c <= 'z')
-      return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-      return c - '0' + 52;
-    if (c == '+')
-      return 62;
-    if (c == '/')
-      return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0)
-    return false;
-  std::string result;
-  for (size_t i = 0; i < text.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = text[i + k];
-      if (c == '=' && i + 4 == text.size() && k >= 2) {
-        v[k] = 0;
-        ++pad;
-      } else {
-        if (pad > 0)
-          return false; // Data after padding.
-        v[k] = value(c);
-        if (v[k] < 0)
-          return false;
-      }
-    }
-    uint32_t n = (uint32_t(v[0]) << 18) | (uint32_t(v[1]) << 12)
-                 | (uint32_t(v[2]) << 6) | uint32_t(v[3]);
-    result += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2)
-      result += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1)
-      result += static_cast<char>(n & 0xff);
-  }
-  out = std::move(result);
-  return true;
-}
-
 std::string cookie_value(const std::string& header, const std::string& name) {
   size_t pos = 0;
   while (pos < header.size()) {
@@ -851,7 +806,7 @@ std::optional<std::string> http_session::authenticate() {
   if (value.compare(0, 6, "Basic ") != 0)
     return std::nullopt;
   std::string decoded;
-  if (!base64_decode(value.substr(6), decoded))
+  if (!config::base64_decode(value.substr(6), decoded))
     return std::nullopt;
   auto colon = decoded.find(':');
   if (colon == std::string::npos)

@@ -71,10 +71,6 @@ private:
   std::shared_ptr<impl> impl_;
 };
 
-/// Returns `text` decoded from base64 (RFC 4648, with padding); false on
-/// any other character. Exposed for tests.
-bool base64_decode(const std::string& text, std::string& out);
-
 /// Returns the value of cookie `name` in a Cookie header, or "".
 std::string cookie_value(const std::string& header, const std::string& name);
 
