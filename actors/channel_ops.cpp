@@ -15,6 +15,10 @@ namespace flotilla {
 
 namespace pr = protocol;
 
+/// Bodies from this size on are written from the shared message (one iovec
+/// per frame) instead of being copied into the output buffer.
+constexpr size_t by_reference_body_size = 16 * 1024;
+
 namespace {
 
 millis now_ms() {
@@ -95,7 +99,7 @@ size_t route_publish(connection_state& st, uint16_t ch, message_ptr msg,
       ret.exchange = msg->exchange;
       ret.routing_key = msg->routing_key;
       pr::append_method_frame(st.out, ch, ret);
-      st.write_content(ch, *msg);
+      st.write_content(ch, msg);
     }
     return 0;
   }
@@ -262,12 +266,20 @@ void connection_state::emit_confirms(uint16_t ch) {
 
 // -- deliveries --------------------------------------------------------------
 
-void connection_state::write_content(uint16_t ch, const message& msg) {
-  if (!msg.raw_header.empty())
-    pr::append_raw_header_frame(out, ch, msg.raw_header);
+void connection_state::write_content(uint16_t ch, const message_ptr& msg) {
+  if (!msg->raw_header.empty())
+    pr::append_raw_header_frame(out, ch, msg->raw_header);
   else
-    pr::append_header_frame(out, ch, msg.body.size(), msg.properties);
-  pr::append_body_frames(out, ch, msg.body, frame_max);
+    pr::append_header_frame(out, ch, msg->body.size(), msg->properties);
+  if (msg->body.size() < by_reference_body_size) {
+    pr::append_body_frames(out, ch, msg->body, frame_max);
+    return;
+  }
+  // Large bodies are written from the shared message, not copied.
+  pr::append_body_frame_envelopes(
+    out, ch, msg->body, frame_max, [&](size_t at, std::string_view piece) {
+      out_slices.push_back(outbound::slice{at, piece.data(), piece.size(), msg});
+    });
 }
 
 void connection_state::emit_delivery(uint16_t ch, const caf::actor& queue,
@@ -288,7 +300,7 @@ void connection_state::emit_delivery(uint16_t ch, const caf::actor& queue,
   d.exchange = item.msg->exchange;
   d.routing_key = item.msg->routing_key;
   pr::append_method_frame(out, ch, d);
-  write_content(ch, *item.msg);
+  write_content(ch, item.msg);
 }
 
 void connection_state::on_deliveries(delivery_batch& batch) {
@@ -671,7 +683,7 @@ void on_get(connection_state& st, uint16_t ch, pr::basic_get& m) {
           ++st.delivered_count;
           st.delivered_bytes += r.item.msg->body.size();
           pr::append_method_frame(st.out, g.ch, ok);
-          st.write_content(g.ch, *r.item.msg);
+          st.write_content(g.ch, r.item.msg);
         }
         g.done();
         st.flush();

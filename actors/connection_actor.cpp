@@ -66,9 +66,10 @@ bool client_capability(const pr::field_table& client_props, const char* cap) {
 } // namespace
 
 void connection_state::flush() {
-  if (!out.empty() && sink) {
-    sink->write(std::move(out));
+  if ((!out.empty() || !out_slices.empty()) && sink) {
+    sink->write(outbound{std::move(out), std::move(out_slices)});
     out.clear();
+    out_slices.clear();
   }
 }
 

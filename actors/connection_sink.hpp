@@ -1,9 +1,41 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace flotilla {
+
+/// Encoded frames for one write: `bytes`, with large message bodies
+/// referenced instead of copied in (scatter/gather output).
+struct outbound {
+  /// Body bytes written just before bytes[at], kept alive by `owner`.
+  struct slice {
+    size_t at = 0;
+    const char* data = nullptr;
+    size_t size = 0;
+    std::shared_ptr<const void> owner;
+  };
+  std::string bytes;
+  std::vector<slice> slices; ///< Ordered by `at`.
+
+  bool empty() const {
+    return bytes.empty() && slices.empty();
+  }
+  /// Appends `other` (its slices shifted to follow these bytes).
+  void append(outbound&& other);
+};
+
+inline void outbound::append(outbound&& other) {
+  auto base = bytes.size();
+  bytes.append(other.bytes);
+  for (auto& s : other.slices) {
+    s.at += base;
+    slices.push_back(std::move(s));
+  }
+}
 
 /// The transport side of one client connection, as its connection actor sees
 /// it. Implemented by transport/ (Boost.Asio); every member is thread-safe
@@ -12,8 +44,8 @@ class connection_sink {
 public:
   virtual ~connection_sink() = default;
 
-  /// Queues bytes for writing, in order.
-  virtual void write(std::string bytes) = 0;
+  /// Queues frames for writing, in order.
+  virtual void write(outbound frames) = 0;
 
   /// Writes what is queued, then closes the socket.
   virtual void close_after_flush() = 0;

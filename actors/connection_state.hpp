@@ -147,6 +147,8 @@ struct connection_state {
   uint64_t next_consumer_key = 1;
 
   std::string out; ///< Encoded frames not yet handed to the sink.
+  /// Large bodies to write between the bytes of `out` (not copied).
+  std::vector<outbound::slice> out_slices;
   std::vector<pending_enqueue> pending;
   std::vector<pending_settle> pending_settles;
   std::vector<caf::actor> route_buf;
@@ -181,7 +183,8 @@ struct connection_state {
   void emit_delivery(uint16_t ch, const caf::actor& queue,
                      const std::string& tag, bool no_ack, delivery_item& item);
   void release_held(uint16_t ch);
-  void write_content(uint16_t ch, const message& msg);
+  /// Appends the header and body frames of `msg`.
+  void write_content(uint16_t ch, const message_ptr& msg);
 };
 
 } // namespace flotilla

@@ -197,11 +197,8 @@ void append_raw_header_frame(std::string& out, uint16_t channel,
   append_frame(out, frame_type::header, channel, header_payload);
 }
 
-void append_body_frames(std::string& out, uint16_t channel,
-                        std::string_view body, uint32_t frame_max) {
-  if (body.empty())
-    return;
-  size_t chunk = body.size();
+size_t body_frame_payload(uint32_t frame_max, size_t body_size) {
+  size_t chunk = body_size;
   if (frame_max != 0) {
     auto limit = frame_max < frame_min_size ? frame_min_size : frame_max;
     chunk = size_t{limit} - frame_overhead;
@@ -209,6 +206,14 @@ void append_body_frames(std::string& out, uint16_t channel,
   // One frame can carry at most 2^32 - 1 bytes whatever frame_max says.
   if (chunk > UINT32_MAX)
     chunk = UINT32_MAX;
+  return chunk;
+}
+
+void append_body_frames(std::string& out, uint16_t channel,
+                        std::string_view body, uint32_t frame_max) {
+  if (body.empty())
+    return;
+  auto chunk = body_frame_payload(frame_max, body.size());
   auto frames = (body.size() + chunk - 1) / chunk;
   out.reserve(out.size() + body.size() + frames * frame_overhead);
   while (!body.empty()) {

@@ -83,6 +83,28 @@ void append_raw_header_frame(std::string& out, uint16_t channel,
 void append_body_frames(std::string& out, uint16_t channel,
                         std::string_view body, uint32_t frame_max);
 
+/// Returns the payload size of each body frame (the last may be shorter)
+/// for `frame_max`, as append_body_frames splits bodies.
+size_t body_frame_payload(uint32_t frame_max, size_t body_size);
+
+/// Splits `body` as append_body_frames does, but appends only each frame's
+/// header and frame_end: `on_payload(at, piece)` is called with the offset in
+/// `out` where the piece belongs (scatter/gather writes of shared bodies).
+template<class F>
+void append_body_frame_envelopes(std::string& out, uint16_t channel,
+                                 std::string_view body, uint32_t frame_max,
+                                 F&& on_payload) {
+  auto chunk = body_frame_payload(frame_max, body.size());
+  while (!body.empty()) {
+    auto n = body.size() < chunk ? body.size() : chunk;
+    append_frame_header(out, frame_type::body, channel,
+                        static_cast<uint32_t>(n));
+    on_payload(out.size(), body.substr(0, n));
+    out.push_back(static_cast<char>(frame_end));
+    body.remove_prefix(n);
+  }
+}
+
 // append_heartbeat_frame(std::string&) is declared in frame.hpp.
 
 } // namespace flotilla::protocol

@@ -92,9 +92,9 @@ public:
 
   // -- connection_sink (called from actor threads) ---------------------------
 
-  void write(std::string bytes) override {
+  void write(outbound frames) override {
     asio::post(strand_,
-               [self = shared_from_this(), b = std::move(bytes)]() mutable {
+               [self = shared_from_this(), b = std::move(frames)]() mutable {
                  self->queue_write(std::move(b));
                });
   }
@@ -186,7 +186,7 @@ private:
           FLOTILLA_LOG(warning,
                        "connection " << info_.peer << ": bad protocol header");
           closing_ = true;
-          queue_write(std::string{protocol::protocol_header()});
+          queue_write(outbound{std::string{protocol::protocol_header()}, {}});
           return;
         }
         case protocol::header_check::ok:
@@ -313,13 +313,13 @@ private:
     return false;
   }
 
-  void queue_write(std::string bytes) {
+  void queue_write(outbound frames) {
     if (closed_)
       return;
     if (pending_.empty())
-      pending_ = std::move(bytes);
+      pending_ = std::move(frames);
     else
-      pending_.append(bytes);
+      pending_.append(std::move(frames));
     if (!writing_)
       start_write();
   }
@@ -331,14 +331,29 @@ private:
       return;
     }
     writing_ = true;
-    inflight_write_.swap(pending_);
-    pending_.clear();
+    std::swap(inflight_write_, pending_);
+    pending_.bytes.clear();
+    pending_.slices.clear();
+    // One gathered write: the encoded bytes, with each shared body slice
+    // in its place.
+    iov_.clear();
+    const auto& w = inflight_write_;
+    size_t pos = 0;
+    for (const auto& s : w.slices) {
+      if (s.at > pos)
+        iov_.emplace_back(w.bytes.data() + pos, s.at - pos);
+      iov_.emplace_back(s.data, s.size);
+      pos = s.at;
+    }
+    if (w.bytes.size() > pos)
+      iov_.emplace_back(w.bytes.data() + pos, w.bytes.size() - pos);
     asio::async_write(
-      socket_, asio::buffer(inflight_write_),
+      socket_, iov_,
       asio::bind_executor(strand_, [self = shared_from_this()](
                                      boost::system::error_code ec, size_t) {
         self->writing_ = false;
-        self->inflight_write_.clear();
+        self->inflight_write_.bytes.clear();
+        self->inflight_write_.slices.clear();
         if (ec) {
           self->peer_gone();
           return;
@@ -386,8 +401,8 @@ private:
       return;
     }
     if (now - last_write_ >= interval / 2 && !writing_) {
-      std::string hb;
-      protocol::append_heartbeat_frame(hb);
+      outbound hb;
+      protocol::append_heartbeat_frame(hb.bytes);
       queue_write(std::move(hb));
     }
     arm_heartbeat();
@@ -434,8 +449,9 @@ private:
   bool reading_ = false;
   bool paused_ = false;
   int in_flight_ = 0;
-  std::string pending_;
-  std::string inflight_write_;
+  outbound pending_;
+  outbound inflight_write_;
+  std::vector<asio::const_buffer> iov_; ///< Of inflight_write_.
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
