@@ -154,7 +154,7 @@ errc command_assembler::on_body(const frame_view& f, command*& ready) {
   }
   body.append(f.payload.data(), f.payload.size());
   s->remaining -= f.payload.size();
-  if (s->remaining == 0) {
+  if (s->remaining == 0 && !f.more) {
     s->state = phase::idle;
     ready = &s->cmd;
   }

@@ -25,10 +25,15 @@ enum class frame_type : uint8_t {
 
 /// One decoded frame. `payload` borrows from the decoder's input or its
 /// internal buffer and is valid only during the on_frame callback.
+///
+/// With frame_decoder::stream_bodies(true), a body frame split across feed()
+/// calls arrives in pieces instead: every piece but the last has `more` set;
+/// the last (often empty) comes once the frame-end octet is checked.
 struct frame_view {
   frame_type type;
   uint16_t channel;
   std::string_view payload;
+  bool more = false;
 };
 
 /// The frame-end octet.
@@ -95,6 +100,13 @@ public:
     return frame_max_;
   }
 
+  /// Hands body frames split across feed() calls out in pieces (see
+  /// frame_view) instead of buffering them: a large body is then copied
+  /// once, from the read buffer to where the consumer of the pieces keeps it.
+  void stream_bodies(bool on) {
+    stream_bodies_ = on;
+  }
+
   /// Consumes all of `data` (any split of the stream is fine) and calls
   /// `on_frame(const frame_view&)` for every complete frame, in order.
   /// `on_frame` returns errc (or void); a non-none result stops decoding,
@@ -144,7 +156,15 @@ private:
     error_ = e;
     buf_.clear();
     want_ = 0;
+    streaming_ = false;
     return e;
+  }
+
+  /// Starts handing out the payload of body frame `h` in pieces.
+  void start_stream(const header& h) {
+    hdr_ = h;
+    streaming_ = true;
+    stream_left_ = h.size;
   }
 
   template<class F>
@@ -164,7 +184,10 @@ private:
   errc error_ = errc::none;
   std::string buf_; ///< Bytes of the current incomplete frame.
   size_t want_ = 0; ///< Size of the buffered frame, 0 until its header is in.
-  header hdr_{};    ///< Header of the buffered frame once want_ != 0.
+  header hdr_{};    ///< Header of the buffered or streamed frame.
+  bool stream_bodies_ = false;
+  bool streaming_ = false;   ///< Inside a body frame handed out in pieces.
+  uint32_t stream_left_ = 0; ///< Its payload bytes still to come.
 };
 
 template<class F>
@@ -172,6 +195,26 @@ errc frame_decoder::feed(const char* data, size_t size, F&& on_frame) {
   if (error_ != errc::none)
     return error_;
   while (size > 0) {
+    if (streaming_) {
+      frame_view f{frame_type::body, hdr_.channel, {}, true};
+      if (stream_left_ > 0) {
+        auto n = std::min<size_t>(size, stream_left_);
+        f.payload = std::string_view{data, n};
+        data += n;
+        size -= n;
+        stream_left_ -= static_cast<uint32_t>(n);
+      } else {
+        if (static_cast<uint8_t>(*data) != frame_end)
+          return fail(errc::frame_error);
+        ++data;
+        --size;
+        streaming_ = false;
+        f.more = false;
+      }
+      if (auto e = deliver(on_frame, f); e != errc::none)
+        return fail(e);
+      continue;
+    }
     if (buf_.empty()) {
       // Fast path: frames that lie entirely in the input are not copied.
       if (size < frame_header_size) {
@@ -182,6 +225,12 @@ errc frame_decoder::feed(const char* data, size_t size, F&& on_frame) {
       if (auto e = parse_header(data, h); e != errc::none)
         return fail(e);
       size_t total = size_t{h.size} + frame_overhead;
+      if (size < total && stream_bodies_ && h.type == frame_type::body) {
+        start_stream(h);
+        data += frame_header_size;
+        size -= frame_header_size;
+        continue;
+      }
       if (size < total) {
         hdr_ = h;
         want_ = total;
@@ -208,6 +257,11 @@ errc frame_decoder::feed(const char* data, size_t size, F&& on_frame) {
         return errc::none;
       if (auto e = parse_header(buf_.data(), hdr_); e != errc::none)
         return fail(e);
+      if (stream_bodies_ && hdr_.type == frame_type::body) {
+        buf_.clear();
+        start_stream(hdr_);
+        continue;
+      }
       want_ = size_t{hdr_.size} + frame_overhead;
     }
     auto n = std::min(want_ - buf_.size(), size);

@@ -74,6 +74,8 @@ public:
     socket_.set_option(tcp::no_delay{true}, ec);
     // read_some() after async_wait() must not block.
     socket_.non_blocking(true, ec);
+    // Large bodies go from the read buffer straight into the message.
+    decoder_.stream_bodies(true);
   }
 
   ~amqp_connection() override {

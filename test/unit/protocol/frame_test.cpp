@@ -256,4 +256,62 @@ TEST_SUITE("protocol") {
     CHECK(dec.feed(s.data(), 0, cb) == errc::none);
   }
 
+  TEST_CASE("frame decoder: split body frames stream in pieces") {
+    auto s = sample_stream();
+    std::string big(20000, 'b');
+    append_body_frames(s, 2, big, 131072);
+    append_heartbeat_frame(s);
+    auto whole = decode_whole(s);
+    REQUIRE(whole.error == errc::none);
+    for (size_t cut = 0; cut <= s.size(); cut += (cut < 400 ? 1 : 997)) {
+      CAPTURE(cut);
+      frame_decoder dec{131072};
+      dec.stream_bodies(true);
+      decode_result r;
+      std::string piece_acc;
+      bool copied = false;
+      auto on_frame = [&](const frame_view& f) {
+        if (f.type == frame_type::body) {
+          if (!f.payload.empty()
+              && (f.payload.data() < s.data()
+                  || f.payload.data() >= s.data() + s.size()))
+            copied = true; // A body piece must point into the input.
+          piece_acc.append(f.payload);
+          if (f.more)
+            return;
+          r.frames.push_back({f.type, f.channel, piece_acc});
+          piece_acc.clear();
+          return;
+        }
+        CHECK_FALSE(f.more);
+        r.frames.push_back({f.type, f.channel, std::string{f.payload}});
+      };
+      r.error = dec.feed(s.data(), cut, on_frame);
+      if (r.error == errc::none)
+        r.error = dec.feed(s.data() + cut, s.size() - cut, on_frame);
+      CHECK(r == whole);
+      CHECK_FALSE(copied);
+      CHECK(piece_acc.empty());
+    }
+  }
+
+  TEST_CASE("frame decoder: a streamed body frame still needs its end octet") {
+    std::string s;
+    append_frame(s, frame_type::body, 1, std::string(100, 'x'));
+    s.back() = 'X';
+    frame_decoder dec{frame_min_size};
+    dec.stream_bodies(true);
+    size_t pieces = 0;
+    bool ended = false;
+    auto cb = [&](const frame_view& f) {
+      ++pieces;
+      ended = ended || !f.more;
+    };
+    CHECK(dec.feed(s.data(), 50, cb) == errc::none);
+    CHECK(dec.buffered() == 0);
+    CHECK(dec.feed(s.data() + 50, s.size() - 50, cb) == errc::frame_error);
+    CHECK(pieces == 2);
+    CHECK_FALSE(ended);
+  }
+
 } // TEST_SUITE
