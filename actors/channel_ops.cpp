@@ -278,7 +278,8 @@ void connection_state::write_content(uint16_t ch, const message_ptr& msg) {
   // Large bodies are written from the shared message, not copied.
   pr::append_body_frame_envelopes(
     out, ch, msg->body, frame_max, [&](size_t at, std::string_view piece) {
-      out_slices.push_back(outbound::slice{at, piece.data(), piece.size(), msg});
+      out_slices.push_back(
+        outbound::slice{at, piece.data(), piece.size(), msg});
     });
 }
 
