@@ -10,6 +10,11 @@ namespace flotilla {
 
 namespace {
 
+/// Acks alone wait this long for their fsync (or ride along with the next
+/// publish's): losing an ack in a crash only redelivers a message, as in
+/// RabbitMQ, and a consumer's acks no longer cost an fsync each.
+constexpr auto ack_sync_delay = std::chrono::milliseconds(20);
+
 class collecting_visitor : public store::recovery_visitor {
 public:
   explicit collecting_visitor(recovered_state& st) : st_(st) {}
@@ -38,6 +43,7 @@ struct store_state {
   bool failing = false; ///< The last sync failed.
   bool flush_scheduled = false;
   bool retry_scheduled = false;
+  bool lazy_flush_scheduled = false; ///< For acks (ack_sync_delay).
   uint64_t syncs_since_compaction = 0;
 };
 
@@ -67,19 +73,28 @@ void append_op(store::journal& j, const store_op& op) {
     FLOTILLA_LOG(warning, "store: record refused (too large or duplicate)");
 }
 
-void append(store_self self, store_ops& batch) {
+/// Appends `batch`; `urgent` if someone waits for the sync.
+void append(store_self self, store_ops& batch, bool urgent) {
   auto& st = self->state;
   for (auto& op : batch.ops) {
+    urgent = urgent || op.kind != store_op::ack;
     append_op(*st.journal, op);
     // Kept (moved, not copied) until a sync covers it.
     st.unsynced.push_back(std::move(op));
   }
-  if (!st.flush_scheduled && !st.failing) {
-    // The flush message queues behind every change already in the
-    // mailbox: one fdatasync covers them all.
-    st.flush_scheduled = true;
-    self->send(self, flush_atom::value);
+  if (st.flush_scheduled || st.failing)
+    return;
+  if (!urgent) {
+    if (!st.lazy_flush_scheduled) {
+      st.lazy_flush_scheduled = true;
+      self->delayed_send(self, ack_sync_delay, flush_atom::value, true);
+    }
+    return;
   }
+  // The flush message queues behind every change already in the mailbox:
+  // one fdatasync covers them all.
+  st.flush_scheduled = true;
+  self->send(self, flush_atom::value);
 }
 
 void flush(store_self self) {
@@ -143,10 +158,10 @@ caf::behavior store_impl(store_self self,
   });
   return {
     [=](persist_atom, store_ops& batch) {
-      append(self, batch);
+      append(self, batch, false);
     },
     [=](persist_atom, store_ops& batch, bool) -> caf::result<bool> {
-      append(self, batch);
+      append(self, batch, true);
       auto rp = self->make_response_promise();
       self->state.waiting.push_back(rp);
       return caf::delegated<bool>{};
@@ -154,6 +169,13 @@ caf::behavior store_impl(store_self self,
     [=](flush_atom) {
       // While failing, only the retry timer flushes (once a second).
       if (!self->state.failing || self->state.retry_scheduled)
+        flush(self);
+    },
+    [=](flush_atom, bool) {
+      // The delayed flush of acks; a sync since then may have covered them
+      // (flushing an empty batch costs nothing).
+      self->state.lazy_flush_scheduled = false;
+      if (!self->state.failing && !self->state.flush_scheduled)
         flush(self);
     },
   };
