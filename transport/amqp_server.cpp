@@ -4,9 +4,15 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
 
 #include <boost/asio.hpp>
 #include <caf/all.hpp>
@@ -95,18 +101,47 @@ public:
   // -- connection_sink (called from actor threads) ---------------------------
 
   void write(outbound frames) override {
-    asio::post(strand_,
-               [self = shared_from_this(), b = std::move(frames)]() mutable {
-                 self->queue_write(std::move(b));
-               });
+    std::unique_lock<std::mutex> guard{wmtx_};
+    if (wclosed_)
+      return;
+    if (writing_) {
+      // Behind a write in progress: its completion writes this too.
+      pending_.append(std::move(frames));
+      return;
+    }
+    // Nothing in flight: write on this (the actor's) thread, saving the
+    // hand-off to the I/O thread and its wake-up; only what the socket
+    // does not take now goes through the strand.
+    int err = 0;
+    auto sent = send_now(frames, err);
+    if (err != 0) {
+      guard.unlock();
+      asio::post(strand_, [self = shared_from_this()] {
+        self->peer_gone();
+      });
+      return;
+    }
+    last_write_ = steady::now();
+    if (sent == size_of(frames))
+      return;
+    pending_ = rest_after(frames, sent);
+    writing_ = true; // Reserved for the posted start_write().
+    guard.unlock();
+    asio::post(strand_, [self = shared_from_this()] {
+      std::lock_guard<std::mutex> g{self->wmtx_};
+      self->start_write();
+    });
   }
 
   void close_after_flush() override {
     asio::post(strand_, [self = shared_from_this()] {
       self->closing_ = true;
       self->actor_ = nullptr; // Break the actor <-> sink cycle.
-      if (!self->writing_)
+      std::unique_lock<std::mutex> guard{self->wmtx_};
+      if (!self->writing_) {
+        guard.unlock();
         self->shutdown();
+      }
     });
   }
 
@@ -315,8 +350,76 @@ private:
     return false;
   }
 
+  /// Total bytes of `o`.
+  static size_t size_of(const outbound& o) {
+    size_t n = o.bytes.size();
+    for (const auto& s : o.slices)
+      n += s.size;
+    return n;
+  }
+
+  /// Returns what remains of `o` after its first `n` bytes.
+  static outbound rest_after(const outbound& o, size_t n) {
+    outbound r;
+    auto take_bytes = [&](size_t from, size_t to) {
+      auto len = to - from;
+      if (n >= len) {
+        n -= len;
+        return;
+      }
+      r.bytes.append(o.bytes, from + n, len - n);
+      n = 0;
+    };
+    size_t pos = 0;
+    for (const auto& s : o.slices) {
+      take_bytes(pos, s.at);
+      pos = s.at;
+      if (n >= s.size) {
+        n -= s.size;
+        continue;
+      }
+      r.slices.push_back(
+        outbound::slice{r.bytes.size(), s.data + n, s.size - n, s.owner});
+      n = 0;
+    }
+    take_bytes(pos, o.bytes.size());
+    return r;
+  }
+
+  /// Writes as much of `o` as the socket takes without blocking (wmtx_
+  /// held, so the strand cannot close the descriptor meanwhile). Returns
+  /// the bytes written; sets `err` on a failure other than a full buffer.
+  size_t send_now(const outbound& o, int& err) {
+    constexpr size_t max_iov = 64;
+    iovec iov[max_iov];
+    size_t count = 0;
+    auto add = [&](const char* p, size_t len) {
+      if (len > 0 && count < max_iov)
+        iov[count++] = iovec{const_cast<char*>(p), len};
+    };
+    size_t pos = 0;
+    for (const auto& s : o.slices) {
+      add(o.bytes.data() + pos, s.at - pos);
+      add(s.data, s.size);
+      pos = s.at;
+    }
+    add(o.bytes.data() + pos, o.bytes.size() - pos);
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    auto n
+      = ::sendmsg(socket_.native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0)
+      return static_cast<size_t>(n);
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+      err = errno;
+    return 0;
+  }
+
+  /// Strand side of a write (heartbeats, the protocol header reply).
   void queue_write(outbound frames) {
-    if (closed_)
+    std::lock_guard<std::mutex> guard{wmtx_};
+    if (wclosed_)
       return;
     if (pending_.empty())
       pending_ = std::move(frames);
@@ -326,10 +429,14 @@ private:
       start_write();
   }
 
+  /// Starts an async write of pending_ (wmtx_ held, on the strand).
   void start_write() {
     if (pending_.empty()) {
+      writing_ = false;
       if (closing_)
-        shutdown();
+        asio::post(strand_, [self = shared_from_this()] {
+          self->shutdown();
+        });
       return;
     }
     writing_ = true;
@@ -353,10 +460,12 @@ private:
       socket_, iov_,
       asio::bind_executor(strand_, [self = shared_from_this()](
                                      boost::system::error_code ec, size_t) {
-        self->writing_ = false;
+        std::unique_lock<std::mutex> guard{self->wmtx_};
         self->inflight_write_.bytes.clear();
         self->inflight_write_.slices.clear();
         if (ec) {
+          self->writing_ = false;
+          guard.unlock();
           self->peer_gone();
           return;
         }
@@ -402,7 +511,10 @@ private:
       peer_gone();
       return;
     }
-    if (now - last_write_ >= interval / 2 && !writing_) {
+    std::unique_lock<std::mutex> guard{wmtx_};
+    bool idle = now - last_write_ >= interval / 2 && !writing_;
+    guard.unlock();
+    if (idle) {
       outbound hb;
       protocol::append_heartbeat_frame(hb.bytes);
       queue_write(std::move(hb));
@@ -428,6 +540,9 @@ private:
     closed_ = true;
     boost::system::error_code ec;
     timer_.cancel();
+    // Under wmtx_: an actor thread may be writing to the descriptor.
+    std::lock_guard<std::mutex> guard{wmtx_};
+    wclosed_ = true;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
   }
@@ -451,15 +566,18 @@ private:
   bool reading_ = false;
   bool paused_ = false;
   int in_flight_ = 0;
+  // Written by the connection actor's thread and the strand: under wmtx_.
+  std::mutex wmtx_;
   outbound pending_;
   outbound inflight_write_;
   std::vector<asio::const_buffer> iov_; ///< Of inflight_write_.
-  bool writing_ = false;
+  bool writing_ = false; ///< An async write is in flight or posted.
+  bool wclosed_ = false; ///< The socket is closed (no more writes).
   bool closing_ = false;
   bool closed_ = false;
   uint16_t heartbeat_ = 0;
   steady::time_point last_read_;
-  steady::time_point last_write_;
+  steady::time_point last_write_; ///< Under wmtx_.
 };
 
 } // namespace
