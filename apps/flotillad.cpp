@@ -3,6 +3,8 @@
 // "listening port=N", and runs until SIGTERM or SIGINT, then closes every
 // client with 320 CONNECTION_FORCED and exits 0.
 
+#include <malloc.h>
+
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -390,6 +392,13 @@ int run(config::broker_options& opts) {
 } // namespace
 
 int main(int argc, char** argv) {
+  // Large message bodies are allocated and freed at a high rate. glibc's
+  // defaults map each one afresh or return the arena's top to the kernel
+  // and fault it back in (page faults were 7% of the CPU with 1 MiB
+  // messages): keep freed memory up to 128 MiB for reuse. Memory alarms
+  // count memory in use (mallinfo2), not what the allocator keeps.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   config::broker_options opts;
   auto res = config::parse_command_line(argc, argv, opts, std::cout);
   if (res.exit_now) {
