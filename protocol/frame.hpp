@@ -127,6 +127,11 @@ public:
     return error_;
   }
 
+  /// Returns true inside a body frame handed out in pieces.
+  bool streaming() const {
+    return streaming_;
+  }
+
   /// Returns how many bytes of an incomplete frame are held.
   size_t buffered() const {
     return buf_.size();

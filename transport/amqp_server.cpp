@@ -34,27 +34,38 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t read_buffer_size = 64 * 1024;
+/// Read buffer sizes: a connection starts with a small one and moves to a
+/// large one while it receives large messages (fewer read calls).
+constexpr size_t small_read_buffer = 64 * 1024;
+constexpr size_t large_read_buffer = 512 * 1024;
 
 using read_buffer = std::unique_ptr<char[]>;
 
-/// Read buffers not in use, per I/O thread. A connection holds a buffer
-/// only while data keeps coming (a read filled it); an idle one waits for
-/// readability without one, so 10,000 idle connections do not pin 640 MiB.
-thread_local std::vector<read_buffer> spare_buffers;
-constexpr size_t max_spare_buffers = 64;
+/// Read buffers not in use, per I/O thread and size. A connection holds a
+/// buffer only while data keeps coming (a read filled it); an idle one
+/// waits for readability without one, so 10,000 idle connections do not
+/// pin 640 MiB.
+thread_local std::vector<read_buffer> spare_small;
+thread_local std::vector<read_buffer> spare_large;
+constexpr size_t max_spare_small = 64;
+constexpr size_t max_spare_large = 8;
 
-read_buffer acquire_buffer() {
-  if (spare_buffers.empty())
-    return read_buffer{new char[read_buffer_size]};
-  auto b = std::move(spare_buffers.back());
-  spare_buffers.pop_back();
+read_buffer acquire_buffer(size_t size) {
+  auto& spare = size == large_read_buffer ? spare_large : spare_small;
+  if (spare.empty())
+    return read_buffer{new char[size]};
+  auto b = std::move(spare.back());
+  spare.pop_back();
   return b;
 }
 
-void release_buffer(read_buffer b) {
-  if (b && spare_buffers.size() < max_spare_buffers)
-    spare_buffers.push_back(std::move(b));
+void release_buffer(read_buffer b, size_t size) {
+  if (!b)
+    return;
+  bool large = size == large_read_buffer;
+  auto& spare = large ? spare_large : spare_small;
+  if (spare.size() < (large ? max_spare_large : max_spare_small))
+    spare.push_back(std::move(b));
 }
 /// Input batches handed to the actor and not yet processed; reading pauses
 /// beyond this, so a fast publisher cannot flood the actor's mailbox.
@@ -86,7 +97,7 @@ public:
 
   ~amqp_connection() override {
     --open_;
-    release_buffer(std::move(buf_));
+    release_buffer(std::move(buf_), buf_size_);
   }
 
   void start() {
@@ -170,8 +181,13 @@ private:
     reading_ = true;
     if (buf_ && keep_buffer_) {
       // Busy: the last read filled the buffer, more is likely waiting.
+      if (buf_size_ != wanted_buffer_size()) {
+        release_buffer(std::move(buf_), buf_size_);
+        buf_size_ = wanted_buffer_size();
+        buf_ = acquire_buffer(buf_size_);
+      }
       socket_.async_read_some(
-        asio::buffer(buf_.get(), read_buffer_size),
+        asio::buffer(buf_.get(), buf_size_),
         asio::bind_executor(strand_, [self = shared_from_this()](
                                        boost::system::error_code ec, size_t n) {
           self->reading_ = false;
@@ -180,7 +196,7 @@ private:
       return;
     }
     // Idle: wait for data without holding a buffer, then take one.
-    release_buffer(std::move(buf_));
+    release_buffer(std::move(buf_), buf_size_);
     socket_.async_wait(
       tcp::socket::wait_read,
       asio::bind_executor(
@@ -190,9 +206,10 @@ private:
             self->peer_gone();
             return;
           }
-          self->buf_ = acquire_buffer();
+          self->buf_size_ = self->wanted_buffer_size();
+          self->buf_ = acquire_buffer(self->buf_size_);
           auto n = self->socket_.read_some(
-            asio::buffer(self->buf_.get(), read_buffer_size), ec);
+            asio::buffer(self->buf_.get(), self->buf_size_), ec);
           if (ec == asio::error::would_block || ec == asio::error::try_again) {
             self->read(); // Spurious readiness.
             return;
@@ -207,7 +224,9 @@ private:
       return;
     }
     last_read_ = steady::now();
-    keep_buffer_ = n == read_buffer_size;
+    keep_buffer_ = n == buf_size_;
+    if (n < small_read_buffer)
+      large_ = false;
     const char* data = buf_.get();
     if (!actor_ && !header_done_) {
       // The 8-byte protocol header, possibly split across reads.
@@ -242,6 +261,11 @@ private:
     auto err = decoder_.feed(data, n, [this](const protocol::frame_view& f) {
       return on_frame(f);
     });
+    // Full reads that end inside a large body frame: read large buffers
+    // until a read is small again (fewer reads for large messages; small
+    // messages keep small batches).
+    if (keep_buffer_ && decoder_.streaming())
+      large_ = true;
     if (err != errc::none && batch_->error == errc::none) {
       batch_->error = err;
       batch_->error_text
@@ -561,8 +585,14 @@ private:
   std::vector<uint16_t> discarding_;
   input_batch_ptr batch_;
   size_t last_batch_size_ = 0; ///< Commands of the previous batch.
-  read_buffer buf_;            ///< Null while idle (see spare_buffers).
-  bool keep_buffer_ = false;   ///< The last read filled buf_.
+  size_t wanted_buffer_size() const {
+    return large_ ? large_read_buffer : small_read_buffer;
+  }
+
+  read_buffer buf_; ///< Null while idle (see spare_small).
+  size_t buf_size_ = small_read_buffer;
+  bool keep_buffer_ = false; ///< The last read filled buf_.
+  bool large_ = false;       ///< Reads keep filling small buffers.
   bool reading_ = false;
   bool paused_ = false;
   int in_flight_ = 0;
