@@ -26,16 +26,20 @@ namespace mg = flotilla::management;
 namespace gp = google::protobuf;
 
 const char* help_text = R"(Usage:
-  flotilla link add DEST SRC          link DEST to SRC (DEST pulls from SRC)
+  flotilla link add DEST SRC [--durable]
+                                      link DEST to SRC (DEST pulls from SRC)
   flotilla link del DEST SRC          delete the link and its routes
   flotilla link list DEST             links of DEST and their state
-  flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N]
+  flotilla link cut DEST SRC          fault injection: drop the link's
+                                      session, do not reconnect
+  flotilla link heal DEST SRC         let a cut link reconnect
+  flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N] [--durable]
                                       static route: SRC's EXCHANGE, bound
                                       with KEY, into DEST's EXCHANGE
-  flotilla route dynamic add DEST SRC EXCHANGE [--ack N] [--ttl N]
+  flotilla route dynamic add DEST SRC EXCHANGE [--ack N] [--ttl N] [--durable]
                                       dynamic route: DEST's bindings on
                                       EXCHANGE decide what crosses
-  flotilla route queue add DEST SRC EXCHANGE QUEUE [--ack N]
+  flotilla route queue add DEST SRC EXCHANGE QUEUE [--ack N] [--durable]
                                       queue route: SRC's QUEUE into DEST's
                                       EXCHANGE
   flotilla route del DEST SRC EXCHANGE KEY
@@ -49,7 +53,10 @@ DEST, SRC and BROKER are AMQP addresses: [USER/PASS@]HOST:PORT (also
 amqp://USER:PASS@HOST:PORT/VHOST); the default user is guest/guest. The link
 logs in to SRC with SRC's user and password. --ack N: at most N messages in
 flight (unacknowledged) per route (default 100). --ttl N: hop limit
-(default 16). --durable and --src-local are not implemented yet.
+(default 16). --durable: the link and route are kept in DEST's data dir
+and come back after a restart; the route's queue on SRC is durable and
+keeps messages while the link is down (give SRC a fixed --fabric-port).
+--src-local is not implemented yet.
 )";
 
 struct usage_error {
@@ -146,9 +153,6 @@ parsed split(const std::vector<std::string>& args, size_t from) {
       p.pos.push_back(a);
     }
   }
-  if (p.opts.count("--durable"))
-    throw usage_error{"--durable: durable links and routes are not "
-                      "implemented yet"};
   if (p.opts.count("--src-local"))
     throw usage_error{"--src-local is not implemented yet (the destination "
                       "always pulls)"};
@@ -167,7 +171,7 @@ uint32_t number(const parsed& p, const char* name) {
 }
 
 /// Creates (or finds) the link from DEST to SRC; returns its name.
-std::string ensure_link(conn& dest, conn& src) {
+std::string ensure_link(conn& dest, conn& src, bool durable) {
   mg::Request ov;
   ov.set_method(mg::OVERVIEW);
   auto o = src.call(ov);
@@ -193,6 +197,7 @@ std::string ensure_link(conn& dest, conn& src) {
   l.set_port(b.fabric_port());
   l.set_user(src.url().user);
   l.set_password(src.url().password);
+  l.set_durable(durable);
   dest.call(req);
   return src.address();
 }
@@ -246,7 +251,7 @@ void drop_unused_link(conn& dest, const std::string& link) {
 
 int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   if (args.size() < 2)
-    throw usage_error{"link needs add, del or list"};
+    throw usage_error{"link needs add, del, list, cut or heal"};
   auto& op = args[1];
   auto p = split(args, 2);
   if (op == "list") {
@@ -266,7 +271,9 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
       {"====", "====", "====", "=====", "=======", "=========="}};
     for (auto& o : r.objects()) {
       auto& l = o.link();
-      rows.push_back({l.name(), l.host(), std::to_string(l.port()), l.state(),
+      auto state = l.state() + (l.durable() ? " durable" : "")
+                   + (l.fault().empty() ? "" : " (" + l.fault() + ")");
+      rows.push_back({l.name(), l.host(), std::to_string(l.port()), state,
                       std::to_string(l.bridges()), l.last_error()});
     }
     print_rows(rows);
@@ -277,7 +284,21 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   conn dest{p.pos[0], timeout};
   if (op == "add") {
     conn src{p.pos[1], timeout};
-    ensure_link(dest, src);
+    ensure_link(dest, src, p.opts.count("--durable") > 0);
+    return 0;
+  }
+  if (op == "cut" || op == "heal") {
+    // Fault injection: the link's name is SRC's AMQP address.
+    mg::broker_url src;
+    auto err = mg::parse_broker_url(p.pos[1], src);
+    if (!err.empty())
+      throw usage_error{err};
+    mg::Request req;
+    req.set_method(mg::CREATE);
+    req.set_kind(mg::LINK);
+    req.mutable_link()->set_name(src.host + ":" + std::to_string(src.port));
+    req.mutable_link()->set_fault(op);
+    dest.call(req);
     return 0;
   }
   if (op == "del") {
@@ -292,7 +313,7 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
     dest.call(req);
     return 0;
   }
-  throw usage_error{"link takes add, del or list, not '" + op + "'"};
+  throw usage_error{"link takes add, del, list, cut or heal, not '" + op + "'"};
 }
 
 void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,
@@ -421,6 +442,9 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
       std::string kind = b.dynamic()       ? "dynamic"
                          : b.queue_route() ? "queue " + b.queue()
                                            : "static";
+      if (b.durable())
+        kind += " durable";
+      auto state = b.state() + (b.alarm() ? " ALARM" : "");
       std::string key = b.dynamic()
                           ? "(" + std::to_string(b.keys_size()) + " keys)"
                           : b.key();
@@ -428,7 +452,7 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
         = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
       rows.push_back({in ? dest.address() : b.peer(),
                       in ? b.link() : dest.address(), b.destination(), key,
-                      kind, b.state(), std::to_string(b.messages_in()),
+                      kind, state, std::to_string(b.messages_in()),
                       std::to_string(b.messages_out()), std::to_string(dropped),
                       b.last_error()});
     }
@@ -445,7 +469,8 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
   conn dest{p.pos[0], timeout};
   if (op == "add") {
     conn src{p.pos[1], timeout};
-    auto link = ensure_link(dest, src);
+    bool durable = p.opts.count("--durable") > 0;
+    auto link = ensure_link(dest, src, durable);
     mg::Request req;
     req.set_method(mg::CREATE);
     req.set_kind(mg::BRIDGE);
@@ -453,6 +478,7 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
     fill_route(b, link, dynamic, queue, p.pos);
     b.set_credit(number(p, "--ack"));
     b.set_max_hops(number(p, "--ttl"));
+    b.set_durable(durable);
     auto r = dest.call(req);
     if (json)
       print_json(r);

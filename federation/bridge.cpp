@@ -83,6 +83,7 @@ void subscribe(bridge_self self) {
   s.max_hops = st.cfg.max_hops;
   s.bridge_name = st.cfg.name;
   s.bridge = caf::actor_cast<caf::actor>(self);
+  s.durable = st.cfg.durable;
   self
     ->request(st.session, subscribe_timeout, subscribe_atom::value,
               std::move(s))
@@ -116,6 +117,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
   std::vector<caf::actor> targets;
   auto now = now_ms();
   for (auto& m : b.messages) {
+    bool again = m.redelivered;
     trace_info t{m.origin, m.origin_seq, std::move(m.trace)};
     auto verdict
       = check_arrival(t, st.ctx->broker_id, st.cfg.max_hops, *st.ctx->seen);
@@ -160,6 +162,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
         i = per_queue.end() - 1;
       }
       i->second.messages.push_back(shared);
+      i->second.redelivered.push_back(again ? 1 : 0);
     }
   }
   if (per_queue.empty())
@@ -232,6 +235,28 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
       }
       if (st.source)
         self->send(st.source, interest_atom::value, st.current);
+    },
+    [=](caf::delete_atom) {
+      // A durable route was deleted: its source deletes the durable queue
+      // (when the link is up), then the bridge quits.
+      auto& st = self->state;
+      if (!st.source) {
+        self->quit();
+        return;
+      }
+      self->request(st.source, subscribe_timeout, caf::delete_atom::value)
+        .then(
+          [=](bool) {
+            self->quit();
+          },
+          [=](caf::error& e) {
+            FLOTILLA_LOG(warning, "federation: bridge "
+                                    << self->state.cfg.name
+                                    << ": the source did not delete its "
+                                       "queue: "
+                                    << self->system().render(e));
+            self->quit();
+          });
     },
     [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
       if (self->state.vh == nullptr)

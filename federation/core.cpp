@@ -31,6 +31,11 @@ std::vector<std::string> split_ids(const std::string& text) {
   return out;
 }
 
+std::string durable_export_queue(const std::string& dest_node,
+                                 const std::string& bridge) {
+  return std::string{export_queue_prefix} + dest_node + "." + bridge;
+}
+
 bool contains(const std::vector<std::string>& ids, const std::string& id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "actors/message.hpp"
+#include "federation/routes_file.hpp"
 #include "federation/wire.hpp"
 
 namespace flotilla::federation {
@@ -28,8 +29,10 @@ constexpr const char* origin_seq_header = "x-flotilla-origin-seq";
 /// bindings are not local interest (they already are propagated interest).
 constexpr const char* export_queue_prefix = "federation.";
 
-/// Hop limit used when a route does not set one (--ttl).
-constexpr uint32_t default_max_hops = 16;
+/// Returns the name of a durable route's queue on its source broker:
+/// "federation.NODE.BRIDGE" (NODE: the destination's node name).
+std::string durable_export_queue(const std::string& dest_node,
+                                 const std::string& bridge);
 
 /// Where a message came from and which brokers it left, origin first.
 struct trace_info {

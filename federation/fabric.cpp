@@ -89,18 +89,29 @@ fabric::~fabric() {
   stop();
 }
 
-void fabric::start(broker& node) {
+bool fabric::start(broker& node, std::string& error) {
+  durable_routes initial;
+  if (!settings_.routes_path.empty()
+      && !load_routes_file(settings_.routes_path, initial, error))
+    return false;
+  if (!initial.links.empty() || !initial.bridges.empty())
+    FLOTILLA_LOG(notice, "federation: "
+                           << initial.links.size() << " durable links and "
+                           << initial.bridges.size() << " durable routes in "
+                           << settings_.routes_path);
   auto ctx = std::make_shared<federation_context>();
   ctx->node = &node;
   ctx->broker_id = broker_id_;
   ctx->node_name = node.limits().node_name;
   ctx->maintenance_interval = settings_.maintenance_interval;
-  hub_ = spawn_hub(sys_, std::move(ctx));
+  ctx->routes_path = settings_.routes_path;
+  hub_ = spawn_hub(sys_, std::move(ctx), std::move(initial));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));
   caf::anon_send(gatekeeper_, hub_atom::value, hub_);
   node.set_event_sink(
     std::make_shared<federation_events>(node.shared_events(), hub_));
+  return true;
 }
 
 void fabric::stop() {

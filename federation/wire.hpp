@@ -55,6 +55,9 @@ struct subscription {
   std::string dest_broker_id; ///< Never forward a message it already saw.
   std::string dest_node_name;
   caf::actor bridge; ///< Receives forward_batch requests.
+  /// A durable route: the export's queue is durable, named after the
+  /// destination's node name and the bridge, and outlives the link.
+  bool durable = false;
 };
 
 /// The answer to a subscription.
@@ -90,6 +93,9 @@ struct fed_message {
   uint64_t origin_seq = 0;        ///< Its number there (dedup).
   std::vector<std::string> trace; ///< Brokers it left, origin first.
   std::string payload;            ///< actors/store_codec encode_message.
+  /// Delivered before by the source queue (its ack may not have arrived):
+  /// the destination's queues deliver it with the redelivered flag.
+  bool redelivered = false;
 };
 
 /// Messages from an export to its bridge; answered with forward_ack once the
@@ -120,7 +126,8 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscription& x) {
   return f(caf::meta::type_name("flotilla.fed.subscription"), x.vhost,
            x.exchange, x.key, x.dynamic, x.queue, x.credit, x.max_hops,
-           x.bridge_name, x.dest_broker_id, x.dest_node_name, x.bridge);
+           x.bridge_name, x.dest_broker_id, x.dest_node_name, x.bridge,
+           x.durable);
 }
 
 template<class Inspector>
@@ -142,7 +149,7 @@ typename Inspector::result_type inspect(Inspector& f, interest& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, fed_message& x) {
   return f(caf::meta::type_name("flotilla.fed.message"), x.origin, x.origin_seq,
-           x.trace, x.payload);
+           x.trace, x.payload, x.redelivered);
 }
 
 template<class Inspector>

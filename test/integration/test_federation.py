@@ -233,7 +233,7 @@ def test_static_route(make_broker, wait_until):
 
 
 def test_cli_usage_errors(broker):
-    p = cli("route", "add", addr(broker), addr(broker), "amq.direct", "k", "--durable",
+    p = cli("route", "add", addr(broker), addr(broker), "amq.direct", "k", "--src-local",
             check=EXIT_USAGE)
     assert "not implemented yet" in p.stderr
     p = cli("route", "add", addr(broker), addr(broker), "amq.direct", "k", check=EXIT_USAGE)
