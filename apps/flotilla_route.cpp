@@ -56,7 +56,9 @@ flight (unacknowledged) per route (default 100). --ttl N: hop limit
 (default 16). --durable: the link and route are kept in DEST's data dir
 and come back after a restart; the route's queue on SRC is durable and
 keeps messages while the link is down (give SRC a fixed --fabric-port).
---src-local is not implemented yet.
+--src-local: a push route, as qpid-route's: the link goes from SRC to DEST
+(logging in to DEST with DEST's user) and the route lives on SRC, which
+pushes; list and delete it on SRC. Not for dynamic routes.
 )";
 
 struct usage_error {
@@ -153,9 +155,6 @@ parsed split(const std::vector<std::string>& args, size_t from) {
       p.pos.push_back(a);
     }
   }
-  if (p.opts.count("--src-local"))
-    throw usage_error{"--src-local is not implemented yet (the destination "
-                      "always pulls)"};
   return p;
 }
 
@@ -317,8 +316,10 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
 }
 
 void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,
-                bool queue, const std::vector<std::string>& pos) {
+                bool queue, const std::vector<std::string>& pos,
+                bool src_local) {
   b.set_link(link);
+  b.set_src_local(src_local);
   b.set_dynamic(dynamic);
   b.set_queue_route(queue);
   if (queue) {
@@ -414,7 +415,7 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
       std::set<std::string> links;
       for (auto& o : r.objects()) {
         auto& b = o.bridge();
-        if (b.direction() != "in")
+        if (b.direction() != "in" && b.direction() != "push")
           continue;
         mg::Request del;
         del.set_method(mg::DELETE);
@@ -439,18 +440,23 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
     for (auto& o : r.objects()) {
       auto& b = o.bridge();
       bool in = b.direction() == "in";
+      bool push = b.direction() == "push";
       std::string kind = b.dynamic()       ? "dynamic"
                          : b.queue_route() ? "queue " + b.queue()
                                            : "static";
       if (b.durable())
         kind += " durable";
+      if (push)
+        kind += " push";
       auto state = b.state() + (b.alarm() ? " ALARM" : "");
       std::string key = b.dynamic()
                           ? "(" + std::to_string(b.keys_size()) + " keys)"
                           : b.key();
       auto dropped
         = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
-      rows.push_back({in ? dest.address() : b.peer(),
+      rows.push_back({in     ? dest.address()
+                      : push ? b.link()
+                             : b.peer(),
                       in ? b.link() : dest.address(), b.destination(), key,
                       kind, state, std::to_string(b.messages_in()),
                       std::to_string(b.messages_out()), std::to_string(dropped),
@@ -466,36 +472,42 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
                       + (queue     ? "DEST SRC EXCHANGE QUEUE"
                          : dynamic ? "DEST SRC EXCHANGE"
                                    : "DEST SRC EXCHANGE KEY")};
-  conn dest{p.pos[0], timeout};
+  // --src-local (push): the link and the bridge live on SRC, the link goes
+  // to DEST and logs in with DEST's user; else DEST pulls from SRC.
+  bool push = p.opts.count("--src-local") > 0;
+  if (push && dynamic)
+    throw usage_error{"--src-local: dynamic routes are pulled by the "
+                      "destination"};
+  conn owner{p.pos[push ? 1 : 0], timeout};
   if (op == "add") {
-    conn src{p.pos[1], timeout};
+    conn other{p.pos[push ? 0 : 1], timeout};
     bool durable = p.opts.count("--durable") > 0;
-    auto link = ensure_link(dest, src, durable);
+    auto link = ensure_link(owner, other, durable);
     mg::Request req;
     req.set_method(mg::CREATE);
     req.set_kind(mg::BRIDGE);
     auto& b = *req.mutable_bridge();
-    fill_route(b, link, dynamic, queue, p.pos);
+    fill_route(b, link, dynamic, queue, p.pos, push);
     b.set_credit(number(p, "--ack"));
     b.set_max_hops(number(p, "--ttl"));
     b.set_durable(durable);
-    auto r = dest.call(req);
+    auto r = owner.call(req);
     if (json)
       print_json(r);
     return 0;
   }
   if (op == "del") {
-    mg::broker_url src;
-    auto err = mg::parse_broker_url(p.pos[1], src);
+    mg::broker_url other;
+    auto err = mg::parse_broker_url(p.pos[push ? 0 : 1], other);
     if (!err.empty())
       throw usage_error{err};
-    auto link = src.host + ":" + std::to_string(src.port);
+    auto link = other.host + ":" + std::to_string(other.port);
     mg::Request req;
     req.set_method(mg::DELETE);
     req.set_kind(mg::BRIDGE);
-    fill_route(*req.mutable_bridge(), link, dynamic, queue, p.pos);
-    dest.call(req);
-    drop_unused_link(dest, link);
+    fill_route(*req.mutable_bridge(), link, dynamic, queue, p.pos, push);
+    owner.call(req);
+    drop_unused_link(owner, link);
     return 0;
   }
   throw usage_error{"route takes add, del, list, flush or map, not '" + op

@@ -136,6 +136,10 @@ caf::actor spawn_link(caf::actor_system& sys, link_config cfg,
 caf::actor spawn_bridge(caf::actor_system& sys, bridge_config cfg,
                         std::shared_ptr<bridge_status> status, caf::actor hub,
                         context_ptr ctx);
+/// An export on this broker (answers one subscribe_atom): spawned by a
+/// session for a remote bridge, or by a push bridge (--src-local) here.
+caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
+                        context_ptr ctx);
 /// Spawned by the hub for an authenticated peer; quits when `peer_link`
 /// goes down (its exports with it).
 caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,

@@ -17,6 +17,7 @@ void add_wire_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<welcome>("flotilla.fed.welcome");
   cfg.add_message_type<subscription>("flotilla.fed.subscription");
   cfg.add_message_type<subscribed>("flotilla.fed.subscribed");
+  cfg.add_message_type<pushed>("flotilla.fed.pushed");
   cfg.add_message_type<interest_item>("flotilla.fed.interest_item");
   cfg.add_message_type<interest>("flotilla.fed.interest");
   cfg.add_message_type<fed_message>("flotilla.fed.message");

@@ -174,7 +174,8 @@ void fill(const bridge_rec& b, mg::Bridge& out) {
   out.set_name(b.cfg.name);
   out.set_link(b.cfg.link);
   out.set_vhost(b.cfg.vhost);
-  out.set_direction("in");
+  out.set_direction(b.cfg.src_local ? "push" : "in");
+  out.set_src_local(b.cfg.src_local);
   out.set_source(b.cfg.queue.empty() ? b.cfg.exchange : b.cfg.queue);
   out.set_destination(b.cfg.exchange);
   out.set_key(b.cfg.key);
@@ -480,6 +481,10 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
 std::string bridge_name_of(const mg::Bridge& spec) {
   if (!spec.name().empty())
     return spec.name();
+  if (spec.src_local() && spec.queue_route())
+    return spec.link() + "/push/queue/" + spec.source();
+  if (spec.src_local())
+    return spec.link() + "/push/" + spec.source() + "/" + spec.key();
   if (spec.queue_route())
     return spec.link() + "/queue/" + spec.source();
   if (spec.dynamic())
@@ -506,6 +511,11 @@ void create_bridge(hub_self self, const std::string& vhost,
   cfg.link = spec.link();
   cfg.vhost = vhost;
   cfg.dynamic = spec.dynamic();
+  cfg.src_local = spec.src_local();
+  if (cfg.src_local && cfg.dynamic)
+    return fail(resp, 400,
+                "dynamic routes are pulled by the destination (no "
+                "--src-local)");
   if (spec.queue_route()) {
     cfg.queue = spec.source();
     cfg.exchange = spec.destination();
@@ -515,10 +525,18 @@ void create_bridge(hub_self self, const std::string& vhost,
     cfg.exchange = spec.source();
     cfg.key = spec.key();
   }
-  if (!vh->table->find_exchange(cfg.exchange))
+  if (cfg.src_local && !cfg.queue.empty()) {
+    // A push queue route: the queue is here, the exchange is remote.
+    if (!vh->table->find_queue(cfg.queue))
+      return fail(resp, 404,
+                  "no queue '" + cfg.queue + "' in vhost '" + vhost
+                    + "' (the source of the route)");
+  } else if (!vh->table->find_exchange(cfg.exchange)) {
     return fail(resp, 404,
                 "no exchange '" + cfg.exchange + "' in vhost '" + vhost
-                  + "' (the destination of the route)");
+                  + (cfg.src_local ? "' (the source of the route)"
+                                   : "' (the destination of the route)"));
+  }
   cfg.credit = spec.credit() == 0 ? 100 : spec.credit();
   cfg.max_hops = spec.max_hops() == 0 ? default_max_hops : spec.max_hops();
   cfg.durable = spec.durable();
@@ -527,7 +545,7 @@ void create_bridge(hub_self self, const std::string& vhost,
     auto& c = i->second.cfg;
     if (c.link == cfg.link && c.exchange == cfg.exchange && c.key == cfg.key
         && c.dynamic == cfg.dynamic && c.queue == cfg.queue
-        && c.durable == cfg.durable) {
+        && c.durable == cfg.durable && c.src_local == cfg.src_local) {
       resp.set_status(200);
       fill(i->second, *resp.add_objects()->mutable_bridge());
       return;

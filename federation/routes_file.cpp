@@ -141,6 +141,7 @@ std::string encode_routes(const durable_routes& r) {
     put_field(out, b.dynamic ? "1" : "0");
     put_field(out, std::to_string(b.credit));
     put_field(out, std::to_string(b.max_hops));
+    put_field(out, b.src_local ? "1" : "0");
     out += '\n';
   }
   auto crc = store::crc32c(out.data(), out.size());
@@ -217,8 +218,8 @@ bool decode_routes(std::string_view bytes, durable_routes& out,
         return fail("a link needs a name and a host");
       out.links.push_back(std::move(l));
     } else if (f[0] == "bridge") {
-      if (v.size() != 9)
-        return fail("a bridge has 9 fields");
+      if (v.size() != 10)
+        return fail("a bridge has 10 fields");
       bridge_config b;
       b.name = v[0];
       b.link = v[1];
@@ -235,6 +236,9 @@ bool decode_routes(std::string_view bytes, durable_routes& out,
       if (!to_number(v[8], 0xffffffff, n))
         return fail("bad hop limit");
       b.max_hops = static_cast<uint32_t>(n);
+      if (v[9] != "0" && v[9] != "1")
+        return fail("bad src-local flag");
+      b.src_local = v[9] == "1";
       b.durable = true;
       if (b.name.empty() || b.link.empty() || b.exchange.empty())
         return fail("a bridge needs a name, a link and an exchange");

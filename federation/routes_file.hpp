@@ -11,7 +11,7 @@
 //
 //   flotilla-federation-routes 1
 //   link NAME HOST PORT USER PASSWORD
-//   bridge NAME LINK VHOST EXCHANGE KEY QUEUE DYNAMIC CREDIT HOPS
+//   bridge NAME LINK VHOST EXCHANGE KEY QUEUE DYNAMIC CREDIT HOPS SRC_LOCAL
 //   end RECORDS CRC
 //
 // CRC is the CRC-32C (8 hex digits) of every byte before the "end" line; a
@@ -54,6 +54,9 @@ struct bridge_config {
   /// Kept in the routes file; its source queue is durable and survives the
   /// link (see docs/federation.md).
   bool durable = false;
+  /// A push route (--src-local): this broker is the source; the link goes
+  /// to the destination, which imports what the bridge's export forwards.
+  bool src_local = false;
 };
 
 /// What the routes file holds: the durable links and bridges.

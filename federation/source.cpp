@@ -410,6 +410,40 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
                                                    << " cut by its link");
       self->quit(caf::exit_reason::user_shutdown);
     },
+    [=](push_atom, subscription& s) -> pushed {
+      // A push route (--src-local) of the peer: an importer here, a bridge
+      // that never subscribes and only republishes what the peer's export
+      // forwards. It stops with this session, or when the peer's bridge
+      // stops it.
+      auto& st = self->state;
+      pushed out;
+      auto* vh = st.ctx->node->find_vhost(s.vhost);
+      if (vh == nullptr) {
+        out.error = "no vhost '" + s.vhost + "'";
+        return out;
+      }
+      if (!vh->table->find_exchange(s.exchange)) {
+        out.error = "no exchange '" + s.exchange + "' in vhost '" + s.vhost
+                    + "' (the destination of the route)";
+        return out;
+      }
+      bridge_config cfg;
+      cfg.name = "push from " + st.peer_node + ": " + s.bridge_name;
+      cfg.vhost = s.vhost;
+      cfg.exchange = s.exchange;
+      cfg.max_hops = s.max_hops;
+      auto importer
+        = spawn_bridge(self->system(), std::move(cfg),
+                       std::make_shared<bridge_status>(), st.hub, st.ctx);
+      self->link_to(importer);
+      FLOTILLA_LOG(info, "federation: importing push route "
+                           << s.bridge_name << " of " << st.peer_node);
+      out.ok = true;
+      out.importer = importer;
+      out.broker_id = st.ctx->broker_id;
+      out.node_name = st.ctx->node_name;
+      return out;
+    },
     [=](subscribe_atom, subscription& s) {
       auto& st = self->state;
       s.dest_broker_id = st.peer_id;
@@ -426,6 +460,11 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users) {
   return sys.spawn(gatekeeper_impl, std::move(users));
+}
+
+caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
+                        context_ptr ctx) {
+  return sys.spawn(export_impl, std::move(hub), std::move(ctx));
 }
 
 caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,

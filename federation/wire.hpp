@@ -21,6 +21,7 @@ using hello_atom = caf::atom_constant<caf::atom("fedhello")>;
 using subscribe_atom = caf::atom_constant<caf::atom("fedsub")>;
 using interest_atom = caf::atom_constant<caf::atom("fedint")>;
 using forward_atom = caf::atom_constant<caf::atom("fedfwd")>;
+using push_atom = caf::atom_constant<caf::atom("fedpush")>;
 
 /// A link introduces itself to a remote gatekeeper.
 struct hello {
@@ -65,6 +66,17 @@ struct subscribed {
   bool ok = false;
   std::string error;
   caf::actor source; ///< The export actor serving the bridge.
+};
+
+/// The answer to a push request (routes made with --src-local: the link and
+/// the bridge live on the source, which asks the destination's session,
+/// with a subscription naming the destination exchange, for an importer).
+struct pushed {
+  bool ok = false;
+  std::string error;
+  caf::actor importer;   ///< Takes forward_batch requests on the destination.
+  std::string broker_id; ///< The destination's federation id and node name.
+  std::string node_name;
 };
 
 /// One binding key somebody downstream wants, with the brokers its interest
@@ -134,6 +146,12 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscribed& x) {
   return f(caf::meta::type_name("flotilla.fed.subscribed"), x.ok, x.error,
            x.source);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pushed& x) {
+  return f(caf::meta::type_name("flotilla.fed.pushed"), x.ok, x.error,
+           x.importer, x.broker_id, x.node_name);
 }
 
 template<class Inspector>

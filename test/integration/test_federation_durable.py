@@ -318,6 +318,33 @@ def test_source_restart_with_messages_waiting(make_broker, wait_until):
     check_no_loss(pub, con)
 
 
+def test_durable_push_route(make_broker, wait_until):
+    """--src-local --durable: link, route and queue live on the source; the
+    route survives the link being cut and the source restarting."""
+    src = make_broker(args=source_args(0))
+    dest = make_broker(args=dest_args())
+    declare_dest_queue(dest)
+    cli("route", "add", addr(dest), addr(src), EXCHANGE, KEY, "--durable", "--src-local")
+
+    def push_state():
+        got = [x["state"] for x in bridges(src) if x["direction"] == "push"]
+        return got[0] if got else None
+
+    wait_until(lambda: push_state() == "active", 20, message="push route active")
+    link = "127.0.0.1:%d" % dest.port
+
+    def cut_and_heal():
+        cli("link", "cut", addr(src), addr(dest))
+        wait_until(lambda: push_state() != "active", 10, message="push route down")
+        time.sleep(1.0)
+        cli("link", "heal", addr(src), addr(dest))
+
+    run_workload(src, dest, wait_until, cut_and_heal)
+    src.restart()
+    wait_until(lambda: push_state() == "active", 20, message="push route back")
+    assert links(src)[link]["durable"] is True
+
+
 # -- a network partition of the fabric ---------------------------------------------------
 
 

@@ -35,6 +35,7 @@ durable_routes sample() {
   b.name = "localhost:10002/queue/orders";
   b.queue = "orders";
   b.dynamic = true;
+  b.src_local = true;
   r.bridges.push_back(b);
   return r;
 }
