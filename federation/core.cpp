@@ -183,6 +183,18 @@ std::chrono::milliseconds backoff::next() {
   return result;
 }
 
+bool route_alarm::update(bool running, int64_t now_ms, int64_t limit_ms) {
+  if (running)
+    down_since_ = -1;
+  else if (down_since_ < 0)
+    down_since_ = now_ms;
+  bool alarm = !running && now_ms - down_since_ > limit_ms;
+  if (alarm == raised_)
+    return false;
+  raised_ = alarm;
+  return true;
+}
+
 std::string make_broker_id() {
   std::random_device rd;
   std::mt19937_64 gen{(uint64_t{rd()} << 32) ^ rd()};

@@ -150,6 +150,24 @@ private:
   std::chrono::milliseconds next_;
 };
 
+/// When a declared route that is not running raises its alarm: after it
+/// has been seen not running for more than `limit_ms` (consecutively), and
+/// cleared as soon as it runs again.
+class route_alarm {
+public:
+  /// Records whether the route runs at `now_ms`. Returns true if the alarm
+  /// was raised or cleared by this call.
+  bool update(bool running, int64_t now_ms, int64_t limit_ms);
+
+  bool raised() const {
+    return raised_;
+  }
+
+private:
+  int64_t down_since_ = -1; ///< -1: running.
+  bool raised_ = false;
+};
+
 /// Returns a new random federation id for this broker process (16 hex
 /// digits): traces name brokers by it.
 std::string make_broker_id();

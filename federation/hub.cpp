@@ -52,10 +52,8 @@ struct bridge_rec {
   caf::actor actor;
   std::vector<interest_item> sent;
   bool sent_once = false;
-  /// When the route was last seen not running (0: running); the alarm is
-  /// raised after alarm_intervals maintenance intervals.
-  int64_t down_since_ms = 0;
-  bool alarm = false;
+  /// Raised after alarm_intervals maintenance intervals not running.
+  route_alarm alarm;
 };
 
 struct export_rec {
@@ -185,7 +183,7 @@ void fill(const bridge_rec& b, mg::Bridge& out) {
   out.set_credit(b.cfg.credit);
   out.set_max_hops(b.cfg.max_hops);
   out.set_durable(b.cfg.durable);
-  out.set_alarm(b.alarm);
+  out.set_alarm(b.alarm.raised());
   fill_counters(b.status->counters, out);
   out.set_forwarded(b.status->counters.messages_in.load());
   std::lock_guard<std::mutex> guard{b.status->mtx};
@@ -264,7 +262,7 @@ void stop_bridge(hub_self self, bridge_rec& b) {
     self->send(b.actor, caf::delete_atom::value);
   else
     self->send_exit(b.actor, caf::exit_reason::user_shutdown);
-  if (b.alarm)
+  if (b.alarm.raised())
     self->state.ctx->node->set_named_alarm("route:" + b.cfg.name, false);
 }
 
@@ -308,7 +306,8 @@ bridge_rec& add_bridge(hub_self self, bridge_config cfg) {
   bridge_rec rec;
   rec.cfg = std::move(cfg);
   rec.status = std::make_shared<bridge_status>();
-  rec.down_since_ms = now_ms();
+  // Counted from its creation: a route that never runs raises it too.
+  rec.alarm.update(false, now_ms(), 0);
   auto name = rec.cfg.name;
   auto& stored = st.bridges.emplace(name, std::move(rec)).first->second;
   start_bridge(self, stored);
@@ -343,14 +342,9 @@ void check_alarms(hub_self self) {
       if (!b.status->last_error.empty())
         why += ": " + b.status->last_error;
     }
-    if (running)
-      b.down_since_ms = 0;
-    else if (b.down_since_ms == 0)
-      b.down_since_ms = now;
-    bool alarm = !running && now - b.down_since_ms > limit;
-    if (alarm == b.alarm)
+    if (!b.alarm.update(running, now, limit))
       continue;
-    b.alarm = alarm;
+    bool alarm = b.alarm.raised();
     auto alarm_name = "route:" + name;
     st.ctx->node->set_named_alarm(alarm_name, alarm);
     if (alarm)
@@ -561,7 +555,7 @@ void create_bridge(hub_self self, const std::string& vhost,
     bool was = l.cfg.durable;
     l.cfg.durable = true;
     auto name = cfg.name;
-    st.bridges.emplace(name, bridge_rec{cfg, nullptr, {}, {}, false, 0, false});
+    st.bridges.emplace(name, bridge_rec{cfg, nullptr, {}, {}, false, {}});
     auto err = save_durable(self);
     st.bridges.erase(name);
     if (!err.empty()) {

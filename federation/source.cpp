@@ -75,6 +75,7 @@ struct export_state {
   caf::actor queue_actor;
   bool own_queue = false;
   std::set<std::string> bound;
+  bool deleting = false; ///< A durable route's queue is being deleted.
   std::shared_ptr<route_counters> counters = std::make_shared<route_counters>();
   /// What the exit functor needs (the state may be gone when it runs).
   struct cleanup_info {
@@ -330,6 +331,7 @@ caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
       delete_req req;
       req.name = st.queue;
       req.connection_id = st.conn_id;
+      st.deleting = true; // The queue cancels us first: answer, then quit.
       auto rp = self->make_response_promise<bool>();
       self->request(st.vh->actor, caf::infinite, std::move(req))
         .then(
@@ -346,6 +348,8 @@ caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
       return rp;
     },
     [=](cancelled_atom, uint64_t) {
+      if (self->state.deleting)
+        return;
       FLOTILLA_LOG(info, "federation: export queue " << self->state.queue
                                                      << " was deleted");
       self->quit();

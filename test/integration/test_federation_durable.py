@@ -231,6 +231,7 @@ def test_durable_route_is_kept_and_deleted(make_broker, wait_until):
     assert links(dest) == {}
     assert "bridge" not in routes.read_text() and "link" not in routes.read_text()
     dest.restart()
+    assert "did not delete its queue" not in dest.log_text()
     assert bridges(dest) == [] and links(dest) == {}
 
 
