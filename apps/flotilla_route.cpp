@@ -169,6 +169,16 @@ uint32_t number(const parsed& p, const char* name) {
   return static_cast<uint32_t>(v);
 }
 
+/// Returns the name of the link to the broker at AMQP `address` (its
+/// "host:port", as ensure_link() names it).
+std::string link_name_of(const std::string& address) {
+  mg::broker_url url;
+  auto err = mg::parse_broker_url(address, url);
+  if (!err.empty())
+    throw usage_error{err};
+  return url.host + ":" + std::to_string(url.port);
+}
+
 /// Creates (or finds) the link from DEST to SRC; returns its name.
 std::string ensure_link(conn& dest, conn& src, bool durable) {
   mg::Request ov;
@@ -287,28 +297,20 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
     return 0;
   }
   if (op == "cut" || op == "heal") {
-    // Fault injection: the link's name is SRC's AMQP address.
-    mg::broker_url src;
-    auto err = mg::parse_broker_url(p.pos[1], src);
-    if (!err.empty())
-      throw usage_error{err};
+    // Fault injection (a CREATE naming the link, with the fault).
     mg::Request req;
     req.set_method(mg::CREATE);
     req.set_kind(mg::LINK);
-    req.mutable_link()->set_name(src.host + ":" + std::to_string(src.port));
+    req.mutable_link()->set_name(link_name_of(p.pos[1]));
     req.mutable_link()->set_fault(op);
     dest.call(req);
     return 0;
   }
   if (op == "del") {
-    mg::broker_url src;
-    auto err = mg::parse_broker_url(p.pos[1], src);
-    if (!err.empty())
-      throw usage_error{err};
     mg::Request req;
     req.set_method(mg::DELETE);
     req.set_kind(mg::LINK);
-    req.set_name(src.host + ":" + std::to_string(src.port));
+    req.set_name(link_name_of(p.pos[1]));
     dest.call(req);
     return 0;
   }
@@ -497,11 +499,7 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
     return 0;
   }
   if (op == "del") {
-    mg::broker_url other;
-    auto err = mg::parse_broker_url(p.pos[push ? 0 : 1], other);
-    if (!err.empty())
-      throw usage_error{err};
-    auto link = other.host + ":" + std::to_string(other.port);
+    auto link = link_name_of(p.pos[push ? 0 : 1]);
     mg::Request req;
     req.set_method(mg::DELETE);
     req.set_kind(mg::BRIDGE);
