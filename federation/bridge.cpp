@@ -324,27 +324,32 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
       if (st.source)
         self->send(st.source, interest_atom::value, st.current);
     },
-    [=](caf::delete_atom) {
+    [=](caf::delete_atom) -> caf::result<bool> {
       // A durable route was deleted: its source deletes the durable queue
-      // (when the link is up), then the bridge quits.
+      // (when the link is up), then the bridge quits. The hub keeps the
+      // link until the answer.
       auto& st = self->state;
       if (!st.source) {
         self->quit();
-        return;
+        return true;
       }
+      auto rp = self->make_response_promise<bool>();
       self->request(st.source, subscribe_timeout, caf::delete_atom::value)
         .then(
-          [=](bool) {
+          [=](bool ok) mutable {
+            rp.deliver(ok);
             self->quit();
           },
-          [=](caf::error& e) {
+          [=](caf::error& e) mutable {
             FLOTILLA_LOG(warning, "federation: bridge "
                                     << self->state.cfg.name
                                     << ": the source did not delete its "
                                        "queue: "
                                     << self->system().render(e));
+            rp.deliver(false);
             self->quit();
           });
+      return rp;
     },
     [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
       if (self->state.vh == nullptr)

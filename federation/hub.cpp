@@ -68,6 +68,11 @@ struct hub_state {
   std::map<std::string, bridge_rec> bridges;
   std::map<caf::actor_id, export_rec> exports;
   std::set<caf::actor_addr> sessions;
+  /// Durable bridges deleting their source queue, per link: their link
+  /// (and its session) must live until they are done.
+  std::map<std::string, size_t> deleting;
+  /// Deleted links that wait for those bridges before they stop.
+  std::map<std::string, caf::actor> doomed_links;
 };
 
 using hub_self = caf::stateful_actor<hub_state>*;
@@ -256,12 +261,35 @@ void start_bridge(hub_self self, bridge_rec& b) {
 
 /// Stops a deleted bridge. A durable bridge first asks its source to delete
 /// the durable queue (if the link is up), then quits by itself.
+void deletion_done(hub_self self, const std::string& link) {
+  auto& st = self->state;
+  auto i = st.deleting.find(link);
+  if (i == st.deleting.end() || --i->second > 0)
+    return;
+  st.deleting.erase(i);
+  auto j = st.doomed_links.find(link);
+  if (j != st.doomed_links.end()) {
+    self->send_exit(j->second, caf::exit_reason::user_shutdown);
+    st.doomed_links.erase(j);
+  }
+}
+
 void stop_bridge(hub_self self, bridge_rec& b) {
   self->unlink_from(b.actor);
-  if (b.cfg.durable)
-    self->send(b.actor, caf::delete_atom::value);
-  else
+  if (b.cfg.durable) {
+    auto link = b.cfg.link;
+    ++self->state.deleting[link];
+    self->request(b.actor, std::chrono::seconds(15), caf::delete_atom::value)
+      .then(
+        [=](bool) {
+          deletion_done(self, link);
+        },
+        [=](caf::error&) {
+          deletion_done(self, link);
+        });
+  } else {
     self->send_exit(b.actor, caf::exit_reason::user_shutdown);
+  }
   if (b.alarm.raised())
     self->state.ctx->node->set_named_alarm("route:" + b.cfg.name, false);
 }
@@ -461,9 +489,12 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
     }
   }
   // A durable bridge asks its source to delete its queue before it quits:
-  // the link (and its session) stay a moment longer.
+  // then the link (and its session) stay until it is done.
   self->unlink_from(i->second.actor);
-  self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  if (st.deleting.count(name) > 0)
+    st.doomed_links[name] = i->second.actor;
+  else
+    self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
   publish_event(self, "link", "state", name, {{"state", "Closed"}});
   st.links.erase(i);
   if (durable)

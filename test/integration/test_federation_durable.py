@@ -233,6 +233,14 @@ def test_durable_route_is_kept_and_deleted(make_broker, wait_until):
     dest.restart()
     assert "did not delete its queue" not in dest.log_text()
     assert bridges(dest) == [] and links(dest) == {}
+    # link del takes its durable routes and their source queues along (the
+    # link stays until the source answered).
+    cli("route", "add", addr(dest), addr(src), EXCHANGE, KEY, "--durable")
+    wait_until(lambda: bridge_state(dest) == "active", 20, message="route active")
+    cli("link", "del", addr(dest), addr(src))
+    wait_until(lambda: route_queue(link) not in queue_names(src), 10,
+               message="source queue deleted by link del")
+    assert links(dest) == {} and bridges(dest) == []
 
 
 def test_corrupt_routes_file_stops_the_broker(tmp_path):
