@@ -577,8 +577,8 @@ void create_bridge(hub_self self, const std::string& vhost,
     }
     return fail(resp, 409,
                 "bridge '" + cfg.name
-                  + "' exists with another "
-                    "source");
+                  + "' exists with another source, durability or "
+                    "direction (delete it first)");
   }
   if (cfg.durable) {
     // A durable route needs a durable link; saved before it starts.

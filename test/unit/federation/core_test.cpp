@@ -197,4 +197,10 @@ TEST_SUITE("federation") {
     CHECK_FALSE(a.update(false, 16000, 3000));
     CHECK(a.update(false, 17001, 3000));
   }
+
+  TEST_CASE("a durable route's source queue has a stable name") {
+    // No federation id in it: it is found again after restarts.
+    CHECK(durable_export_queue("dest", "localhost:10002/amq.direct/k")
+          == "federation.dest.localhost:10002/amq.direct/k");
+  }
 }
