@@ -206,6 +206,16 @@ void broker::set_alarm(alarm_source source, bool on) {
     caf::anon_send(a, unblock_atom::value);
 }
 
+bool broker::set_named_alarm(const std::string& name, bool on) {
+  std::lock_guard<std::mutex> guard{named_alarms_mtx_};
+  return on ? named_alarms_.insert(name).second : named_alarms_.erase(name) > 0;
+}
+
+std::vector<std::string> broker::named_alarms() const {
+  std::lock_guard<std::mutex> guard{named_alarms_mtx_};
+  return {named_alarms_.begin(), named_alarms_.end()};
+}
+
 std::string broker::blocked_reason() const {
   auto a = alarms();
   bool memory = (a & memory_alarm) != 0;

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -135,6 +136,14 @@ public:
   /// the last source clears, tells every connection to resume.
   void set_alarm(alarm_source source, bool on);
 
+  /// Raises or clears a named alarm that does not block publishers (e.g.
+  /// "route:NAME", a federation route that is not running). Returns true if
+  /// it changed. Thread-safe. The caller publishes the alarm event.
+  bool set_named_alarm(const std::string& name, bool on);
+
+  /// Returns the raised named alarms, sorted.
+  std::vector<std::string> named_alarms() const;
+
   /// Returns true while any alarm is set (one relaxed atomic load).
   bool publishing_blocked() const {
     return alarms_.load(std::memory_order_relaxed) != 0;
@@ -160,6 +169,8 @@ private:
   std::atomic<uint64_t> connection_ids_{0};
   std::shared_ptr<event_sink> events_;
   std::atomic<uint32_t> alarms_{0};
+  mutable std::mutex named_alarms_mtx_;
+  std::set<std::string> named_alarms_;
   mutable std::mutex connections_mtx_;
   std::unordered_set<caf::actor> connections_;
 };

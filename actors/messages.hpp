@@ -50,6 +50,9 @@ using input_batch_ptr = std::shared_ptr<input_batch>;
 /// A batch of messages for one queue from one publisher.
 struct enqueue_batch {
   std::vector<message_ptr> messages;
+  /// Empty, or one flag per message: 1 = deliver it marked redelivered (a
+  /// federated message its source delivered before).
+  std::vector<uint8_t> redelivered;
 };
 
 /// Reply to an enqueue_batch: which messages were refused (x-overflow).

@@ -62,15 +62,15 @@ struct queue_state {
 using queue_self = caf::stateful_actor<queue_state>*;
 
 /// Enqueues `m`, recording a publish for the store if it must be durable.
-queue_model::enqueue_result enqueue(queue_self self, message_ptr m,
-                                    millis now) {
+queue_model::enqueue_result enqueue(queue_self self, message_ptr m, millis now,
+                                    bool redelivered = false) {
   auto& st = self->state;
   auto id = st.model->next_id();
   bool durable = st.store && m->persistent();
   std::string payload;
   if (durable)
     payload = encode_message(*m);
-  auto res = st.model->enqueue(std::move(m), now, st.dead);
+  auto res = st.model->enqueue(std::move(m), now, st.dead, redelivered);
   if (st.model->paging_failed() && !st.paging_failure_logged) {
     st.paging_failure_logged = true;
     FLOTILLA_LOG(error, "queue " << st.model->name()
@@ -150,7 +150,7 @@ void route_dead_letters(queue_self self) {
       // circulate forever: RabbitMQ drops it, and so do we.
       if (is_dead_letter_cycle(*copy, d.reason, names[i]))
         continue;
-      self->send(targets[i], enqueue_atom::value, enqueue_batch{{copy}});
+      self->send(targets[i], enqueue_atom::value, enqueue_batch{{copy}, {}});
     }
   }
 }
@@ -334,7 +334,8 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
       std::vector<size_t> durable; // Indexes waiting for the fsync.
       for (size_t i = 0; i < batch.messages.size(); ++i) {
         bool persistent = st.store && batch.messages[i]->persistent();
-        auto res = enqueue(self, std::move(batch.messages[i]), now);
+        bool again = i < batch.redelivered.size() && batch.redelivered[i] != 0;
+        auto res = enqueue(self, std::move(batch.messages[i]), now, again);
         reply.rejected[i] = res == queue_model::enqueue_result::rejected;
         if (persistent && !reply.rejected[i])
           durable.push_back(i);

@@ -83,7 +83,7 @@ Commands:
   events [KEY]                  print broker events (like qpid-printevents)
   definitions export|import FILE
                                 topology as JSON (RabbitMQ's format)
-  link add|del|list, route add|del|list|flush|map|dynamic|queue ...
+  link add|del|list|cut|heal, route add|del|list|flush|map|dynamic|queue ...
                                 federation (like qpid-route; see
                                 'flotilla route --help')
 

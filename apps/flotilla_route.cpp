@@ -26,16 +26,20 @@ namespace mg = flotilla::management;
 namespace gp = google::protobuf;
 
 const char* help_text = R"(Usage:
-  flotilla link add DEST SRC          link DEST to SRC (DEST pulls from SRC)
+  flotilla link add DEST SRC [--durable]
+                                      link DEST to SRC (DEST pulls from SRC)
   flotilla link del DEST SRC          delete the link and its routes
   flotilla link list DEST             links of DEST and their state
-  flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N]
+  flotilla link cut DEST SRC          fault injection: drop the link's
+                                      session, do not reconnect
+  flotilla link heal DEST SRC         let a cut link reconnect
+  flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N] [--durable]
                                       static route: SRC's EXCHANGE, bound
                                       with KEY, into DEST's EXCHANGE
-  flotilla route dynamic add DEST SRC EXCHANGE [--ack N] [--ttl N]
+  flotilla route dynamic add DEST SRC EXCHANGE [--ack N] [--ttl N] [--durable]
                                       dynamic route: DEST's bindings on
                                       EXCHANGE decide what crosses
-  flotilla route queue add DEST SRC EXCHANGE QUEUE [--ack N]
+  flotilla route queue add DEST SRC EXCHANGE QUEUE [--ack N] [--durable]
                                       queue route: SRC's QUEUE into DEST's
                                       EXCHANGE
   flotilla route del DEST SRC EXCHANGE KEY
@@ -49,7 +53,12 @@ DEST, SRC and BROKER are AMQP addresses: [USER/PASS@]HOST:PORT (also
 amqp://USER:PASS@HOST:PORT/VHOST); the default user is guest/guest. The link
 logs in to SRC with SRC's user and password. --ack N: at most N messages in
 flight (unacknowledged) per route (default 100). --ttl N: hop limit
-(default 16). --durable and --src-local are not implemented yet.
+(default 16). --durable: the link and route are kept in DEST's data dir
+and come back after a restart; the route's queue on SRC is durable and
+keeps messages while the link is down (give SRC a fixed --fabric-port).
+--src-local: a push route, as qpid-route's: the link goes from SRC to DEST
+(logging in to DEST with DEST's user) and the route lives on SRC, which
+pushes; list and delete it on SRC. Not for dynamic routes.
 )";
 
 struct usage_error {
@@ -146,12 +155,6 @@ parsed split(const std::vector<std::string>& args, size_t from) {
       p.pos.push_back(a);
     }
   }
-  if (p.opts.count("--durable"))
-    throw usage_error{"--durable: durable links and routes are not "
-                      "implemented yet"};
-  if (p.opts.count("--src-local"))
-    throw usage_error{"--src-local is not implemented yet (the destination "
-                      "always pulls)"};
   return p;
 }
 
@@ -166,8 +169,18 @@ uint32_t number(const parsed& p, const char* name) {
   return static_cast<uint32_t>(v);
 }
 
+/// Returns the name of the link to the broker at AMQP `address` (its
+/// "host:port", as ensure_link() names it).
+std::string link_name_of(const std::string& address) {
+  mg::broker_url url;
+  auto err = mg::parse_broker_url(address, url);
+  if (!err.empty())
+    throw usage_error{err};
+  return url.host + ":" + std::to_string(url.port);
+}
+
 /// Creates (or finds) the link from DEST to SRC; returns its name.
-std::string ensure_link(conn& dest, conn& src) {
+std::string ensure_link(conn& dest, conn& src, bool durable) {
   mg::Request ov;
   ov.set_method(mg::OVERVIEW);
   auto o = src.call(ov);
@@ -193,6 +206,7 @@ std::string ensure_link(conn& dest, conn& src) {
   l.set_port(b.fabric_port());
   l.set_user(src.url().user);
   l.set_password(src.url().password);
+  l.set_durable(durable);
   dest.call(req);
   return src.address();
 }
@@ -246,7 +260,7 @@ void drop_unused_link(conn& dest, const std::string& link) {
 
 int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   if (args.size() < 2)
-    throw usage_error{"link needs add, del or list"};
+    throw usage_error{"link needs add, del, list, cut or heal"};
   auto& op = args[1];
   auto p = split(args, 2);
   if (op == "list") {
@@ -266,7 +280,9 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
       {"====", "====", "====", "=====", "=======", "=========="}};
     for (auto& o : r.objects()) {
       auto& l = o.link();
-      rows.push_back({l.name(), l.host(), std::to_string(l.port()), l.state(),
+      auto state = l.state() + (l.durable() ? " durable" : "")
+                   + (l.fault().empty() ? "" : " (" + l.fault() + ")");
+      rows.push_back({l.name(), l.host(), std::to_string(l.port()), state,
                       std::to_string(l.bridges()), l.last_error()});
     }
     print_rows(rows);
@@ -277,27 +293,35 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   conn dest{p.pos[0], timeout};
   if (op == "add") {
     conn src{p.pos[1], timeout};
-    ensure_link(dest, src);
+    ensure_link(dest, src, p.opts.count("--durable") > 0);
     return 0;
   }
-  if (op == "del") {
-    mg::broker_url src;
-    auto err = mg::parse_broker_url(p.pos[1], src);
-    if (!err.empty())
-      throw usage_error{err};
+  if (op == "cut" || op == "heal") {
+    // Fault injection (a CREATE naming the link, with the fault).
     mg::Request req;
-    req.set_method(mg::DELETE);
+    req.set_method(mg::CREATE);
     req.set_kind(mg::LINK);
-    req.set_name(src.host + ":" + std::to_string(src.port));
+    req.mutable_link()->set_name(link_name_of(p.pos[1]));
+    req.mutable_link()->set_fault(op);
     dest.call(req);
     return 0;
   }
-  throw usage_error{"link takes add, del or list, not '" + op + "'"};
+  if (op == "del") {
+    mg::Request req;
+    req.set_method(mg::DELETE);
+    req.set_kind(mg::LINK);
+    req.set_name(link_name_of(p.pos[1]));
+    dest.call(req);
+    return 0;
+  }
+  throw usage_error{"link takes add, del, list, cut or heal, not '" + op + "'"};
 }
 
 void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,
-                bool queue, const std::vector<std::string>& pos) {
+                bool queue, const std::vector<std::string>& pos,
+                bool src_local) {
   b.set_link(link);
+  b.set_src_local(src_local);
   b.set_dynamic(dynamic);
   b.set_queue_route(queue);
   if (queue) {
@@ -393,7 +417,7 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
       std::set<std::string> links;
       for (auto& o : r.objects()) {
         auto& b = o.bridge();
-        if (b.direction() != "in")
+        if (b.direction() != "in" && b.direction() != "push")
           continue;
         mg::Request del;
         del.set_method(mg::DELETE);
@@ -418,17 +442,25 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
     for (auto& o : r.objects()) {
       auto& b = o.bridge();
       bool in = b.direction() == "in";
+      bool push = b.direction() == "push";
       std::string kind = b.dynamic()       ? "dynamic"
                          : b.queue_route() ? "queue " + b.queue()
                                            : "static";
+      if (b.durable())
+        kind += " durable";
+      if (push)
+        kind += " push";
+      auto state = b.state() + (b.alarm() ? " ALARM" : "");
       std::string key = b.dynamic()
                           ? "(" + std::to_string(b.keys_size()) + " keys)"
                           : b.key();
       auto dropped
         = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
-      rows.push_back({in ? dest.address() : b.peer(),
+      rows.push_back({in     ? dest.address()
+                      : push ? b.link()
+                             : b.peer(),
                       in ? b.link() : dest.address(), b.destination(), key,
-                      kind, b.state(), std::to_string(b.messages_in()),
+                      kind, state, std::to_string(b.messages_in()),
                       std::to_string(b.messages_out()), std::to_string(dropped),
                       b.last_error()});
     }
@@ -442,34 +474,38 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
                       + (queue     ? "DEST SRC EXCHANGE QUEUE"
                          : dynamic ? "DEST SRC EXCHANGE"
                                    : "DEST SRC EXCHANGE KEY")};
-  conn dest{p.pos[0], timeout};
+  // --src-local (push): the link and the bridge live on SRC, the link goes
+  // to DEST and logs in with DEST's user; else DEST pulls from SRC.
+  bool push = p.opts.count("--src-local") > 0;
+  if (push && dynamic)
+    throw usage_error{"--src-local: dynamic routes are pulled by the "
+                      "destination"};
+  conn owner{p.pos[push ? 1 : 0], timeout};
   if (op == "add") {
-    conn src{p.pos[1], timeout};
-    auto link = ensure_link(dest, src);
+    conn other{p.pos[push ? 0 : 1], timeout};
+    bool durable = p.opts.count("--durable") > 0;
+    auto link = ensure_link(owner, other, durable);
     mg::Request req;
     req.set_method(mg::CREATE);
     req.set_kind(mg::BRIDGE);
     auto& b = *req.mutable_bridge();
-    fill_route(b, link, dynamic, queue, p.pos);
+    fill_route(b, link, dynamic, queue, p.pos, push);
     b.set_credit(number(p, "--ack"));
     b.set_max_hops(number(p, "--ttl"));
-    auto r = dest.call(req);
+    b.set_durable(durable);
+    auto r = owner.call(req);
     if (json)
       print_json(r);
     return 0;
   }
   if (op == "del") {
-    mg::broker_url src;
-    auto err = mg::parse_broker_url(p.pos[1], src);
-    if (!err.empty())
-      throw usage_error{err};
-    auto link = src.host + ":" + std::to_string(src.port);
+    auto link = link_name_of(p.pos[push ? 0 : 1]);
     mg::Request req;
     req.set_method(mg::DELETE);
     req.set_kind(mg::BRIDGE);
-    fill_route(*req.mutable_bridge(), link, dynamic, queue, p.pos);
-    dest.call(req);
-    drop_unused_link(dest, link);
+    fill_route(*req.mutable_bridge(), link, dynamic, queue, p.pos, push);
+    owner.call(req);
+    drop_unused_link(owner, link);
     return 0;
   }
   throw usage_error{"route takes add, del, list, flush or map, not '" + op

@@ -156,6 +156,9 @@ int run(config::broker_options& opts) {
   fopts.maintenance_interval
     = std::chrono::seconds(opts.link_maintenance_interval);
   fopts.heartbeat_interval = std::chrono::seconds(opts.link_heartbeat_interval);
+  if (!opts.no_data_dir)
+    fopts.routes_path
+      = (fs::path{opts.data_dir} / "federation.routes").string();
   if (auto why = federation::validate(fopts); !why.empty()) {
     std::fprintf(stderr, "flotillad: %s\n", why.c_str());
     return 2;
@@ -273,7 +276,16 @@ int run(config::broker_options& opts) {
     agents.clear();
   };
   // Federation: links and bridges (after the agents' event sink exists).
-  fabric->start(node);
+  if (std::string error; !fabric->start(node, error)) {
+    FLOTILLA_LOG(error, "federation: " << error);
+    std::fprintf(stderr,
+                 "flotillad: federation: %s\n(fix or remove the file; it "
+                 "holds the durable links and routes)\n",
+                 error.c_str());
+    stop_agents();
+    node.stop();
+    return 1;
+  }
 
   // The web inspector: its own Beast thread, asks the agents for snapshots.
   inspector_server::options iopts;

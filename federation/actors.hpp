@@ -51,6 +51,9 @@ using link_down_atom = caf::atom_constant<caf::atom("linkdown")>;
 using export_atom = caf::atom_constant<caf::atom("fedexport")>;
 using retry_atom = caf::atom_constant<caf::atom("fedretry")>;
 using changed_atom = caf::atom_constant<caf::atom("fedchange")>;
+/// Fault injection on a link: (fault_atom, true) cuts it (ends its session
+/// and stops reconnecting), (fault_atom, false) heals it.
+using fault_atom = caf::atom_constant<caf::atom("fedfault")>;
 /// Management requests from the agent: (fed_mgmt_atom, Request bytes,
 /// vhost) -> Response bytes. Registry key of the hub: "federation".
 using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
@@ -69,15 +72,7 @@ struct link_status {
   std::string remote_node;
   uint64_t connects = 0; ///< Successful connections so far.
   int64_t next_attempt_ms = 0;
-};
-
-/// Configuration of a link (from management or the CLI).
-struct link_config {
-  std::string name;
-  std::string host;  ///< Fabric host.
-  uint16_t port = 0; ///< Fabric port.
-  std::string user;
-  std::string password;
+  bool cut = false; ///< Cut by fault injection (flotilla link cut).
 };
 
 /// Counters of a bridge or an export (atomics: written by its actor, read by
@@ -99,19 +94,6 @@ struct bridge_status {
   std::string last_error;
   route_counters counters;
   std::vector<std::string> keys; ///< Dynamic: the keys sent to the source.
-};
-
-/// Configuration of a bridge (a route on the destination broker).
-struct bridge_config {
-  std::string name;
-  std::string link;
-  std::string vhost;
-  std::string exchange; ///< Source exchange; also the local destination.
-  std::string key;      ///< Static routes.
-  bool dynamic = false;
-  std::string queue; ///< Queue routes: the source queue.
-  uint32_t credit = 100;
-  uint32_t max_hops = default_max_hops;
 };
 
 /// What an export tells the hub when it starts.
@@ -136,17 +118,27 @@ struct federation_context {
   std::shared_ptr<dedup_window> seen = std::make_shared<dedup_window>();
   std::shared_ptr<origin_numbers> numbers = std::make_shared<origin_numbers>();
   std::chrono::milliseconds maintenance_interval{2000};
+  /// The routes file of durable links and routes (routes_file.hpp); empty
+  /// without a data dir (then --durable is refused).
+  std::string routes_path;
 };
 using context_ptr = std::shared_ptr<const federation_context>;
 
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users);
-caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx);
+/// `initial`: the durable links and routes of the routes file, started at
+/// once.
+caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx,
+                     durable_routes initial);
 caf::actor spawn_link(caf::actor_system& sys, link_config cfg,
                       std::shared_ptr<link_status> status, caf::actor hub,
                       context_ptr ctx);
 caf::actor spawn_bridge(caf::actor_system& sys, bridge_config cfg,
                         std::shared_ptr<bridge_status> status, caf::actor hub,
+                        context_ptr ctx);
+/// An export on this broker (answers one subscribe_atom): spawned by a
+/// session for a remote bridge, or by a push bridge (--src-local) here.
+caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
                         context_ptr ctx);
 /// Spawned by the hub for an authenticated peer; quits when `peer_link`
 /// goes down (its exports with it).

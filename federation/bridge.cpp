@@ -11,6 +11,7 @@
 //                                   maintenance interval)
 
 #include <chrono>
+#include <set>
 
 #include <caf/all.hpp>
 
@@ -44,6 +45,11 @@ struct bridge_actor_state {
   caf::actor source;
   interest current;
   bool have_interest = false;
+  /// Push routes (--src-local): the importer on the destination; stopped
+  /// when the bridge pushes again or quits (shared with the exit functor).
+  std::shared_ptr<caf::actor> importer = std::make_shared<caf::actor>();
+  /// Push routes: the local exports this bridge spawned and linked to.
+  std::set<caf::actor_addr> exports;
   uint64_t epoch = 0; ///< Ignores answers and timers of older subscriptions.
 };
 
@@ -67,12 +73,8 @@ void retry_later(bridge_self self, const std::string& error) {
                      st.epoch);
 }
 
-void subscribe(bridge_self self) {
+subscription make_subscription(bridge_self self) {
   auto& st = self->state;
-  if (!st.session)
-    return;
-  auto epoch = ++st.epoch;
-  set_status(self, "subscribing", {});
   subscription s;
   s.vhost = st.cfg.vhost;
   s.exchange = st.cfg.exchange;
@@ -83,22 +85,91 @@ void subscribe(bridge_self self) {
   s.max_hops = st.cfg.max_hops;
   s.bridge_name = st.cfg.name;
   s.bridge = caf::actor_cast<caf::actor>(self);
+  s.durable = st.cfg.durable;
+  return s;
+}
+
+void on_subscribed(bridge_self self, uint64_t epoch, subscribed& r) {
+  auto& st = self->state;
+  if (epoch != st.epoch)
+    return;
+  if (!r.ok || !r.source)
+    return retry_later(self, "source refused: " + r.error);
+  st.source = r.source;
+  self->monitor(st.source);
+  set_status(self, "active", {});
+  FLOTILLA_LOG(info, "federation: bridge " << st.cfg.name << " active");
+  if (st.cfg.dynamic && st.have_interest)
+    self->send(st.source, interest_atom::value, st.current);
+}
+
+void stop_importer(bridge_self self) {
+  auto& imp = *self->state.importer;
+  if (imp)
+    self->send_exit(imp, caf::exit_reason::user_shutdown);
+  imp = nullptr;
+}
+
+/// Push routes (--src-local): asks the destination's session for an
+/// importer, then subscribes a local export that forwards to it.
+void push(bridge_self self) {
+  auto& st = self->state;
+  auto epoch = ++st.epoch;
+  set_status(self, "subscribing", {});
+  stop_importer(self);
+  self
+    ->request(st.session, subscribe_timeout, push_atom::value,
+              make_subscription(self))
+    .then(
+      [=](pushed& p) {
+        auto& st = self->state;
+        if (epoch != st.epoch) {
+          if (p.importer)
+            self->send_exit(p.importer, caf::exit_reason::user_shutdown);
+          return;
+        }
+        if (!p.ok || !p.importer)
+          return retry_later(self, "destination refused: " + p.error);
+        *st.importer = p.importer;
+        auto e = spawn_export(self->system(), st.hub, st.ctx);
+        self->link_to(e);
+        st.exports.insert(e.address());
+        auto s = make_subscription(self);
+        s.bridge = p.importer;
+        s.dest_broker_id = p.broker_id;
+        s.dest_node_name = p.node_name;
+        self->request(e, subscribe_timeout, subscribe_atom::value, std::move(s))
+          .then(
+            [=](subscribed& r) {
+              on_subscribed(self, epoch, r);
+            },
+            [=](caf::error& err) {
+              if (epoch != self->state.epoch)
+                return;
+              retry_later(self, "export: " + self->system().render(err));
+            });
+      },
+      [=](caf::error& e) {
+        if (epoch != self->state.epoch)
+          return;
+        retry_later(self, "push: " + self->system().render(e));
+      });
+}
+
+void subscribe(bridge_self self) {
+  auto& st = self->state;
+  if (!st.session)
+    return;
+  if (st.cfg.src_local)
+    return push(self);
+  auto epoch = ++st.epoch;
+  set_status(self, "subscribing", {});
   self
     ->request(st.session, subscribe_timeout, subscribe_atom::value,
-              std::move(s))
+              make_subscription(self))
     .then(
       [=](subscribed& r) {
-        auto& st = self->state;
-        if (epoch != st.epoch)
-          return;
-        if (!r.ok || !r.source)
-          return retry_later(self, "source refused: " + r.error);
-        st.source = r.source;
-        self->monitor(st.source);
-        set_status(self, "active", {});
-        FLOTILLA_LOG(info, "federation: bridge " << st.cfg.name << " active");
-        if (st.cfg.dynamic && st.have_interest)
-          self->send(st.source, interest_atom::value, st.current);
+        on_subscribed(self, epoch, r);
       },
       [=](caf::error& e) {
         if (epoch != self->state.epoch)
@@ -116,6 +187,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
   std::vector<caf::actor> targets;
   auto now = now_ms();
   for (auto& m : b.messages) {
+    bool again = m.redelivered;
     trace_info t{m.origin, m.origin_seq, std::move(m.trace)};
     auto verdict
       = check_arrival(t, st.ctx->broker_id, st.cfg.max_hops, *st.ctx->seen);
@@ -160,6 +232,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
         i = per_queue.end() - 1;
       }
       i->second.messages.push_back(shared);
+      i->second.redelivered.push_back(again ? 1 : 0);
     }
   }
   if (per_queue.empty())
@@ -194,6 +267,17 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
   st.hub = std::move(hub);
   st.ctx = std::move(ctx);
   st.vh = st.ctx->node->find_vhost(st.cfg.vhost);
+  // Linked to the hub or the session that spawned it (stops with them) and,
+  // for push routes, to its local exports: an export that ends is a
+  // "source ended", not a reason to stop.
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    if (self->state.exports.erase(msg.source) == 0)
+      self->quit(msg.reason);
+  });
+  self->attach_functor([importer = st.importer] {
+    if (*importer)
+      caf::anon_send_exit(*importer, caf::exit_reason::user_shutdown);
+  });
   self->set_down_handler([=](caf::down_msg& msg) {
     auto& st = self->state;
     if (msg.source != st.source.address())
@@ -207,12 +291,19 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
     [=](link_up_atom, caf::actor& session) {
       auto& st = self->state;
       st.session = std::move(session);
+      if (st.cfg.src_local && st.source)
+        self->send_exit(st.source, caf::exit_reason::user_shutdown);
       st.source = nullptr;
       subscribe(self);
     },
     [=](link_down_atom) {
       auto& st = self->state;
       st.session = nullptr;
+      if (st.cfg.src_local && st.source) {
+        // The local export of a push route: its unacked messages go back.
+        self->send_exit(st.source, caf::exit_reason::user_shutdown);
+        stop_importer(self);
+      }
       st.source = nullptr;
       ++st.epoch;
       set_status(self, "waiting", "link down");
@@ -232,6 +323,33 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
       }
       if (st.source)
         self->send(st.source, interest_atom::value, st.current);
+    },
+    [=](caf::delete_atom) -> caf::result<bool> {
+      // A durable route was deleted: its source deletes the durable queue
+      // (when the link is up), then the bridge quits. The hub keeps the
+      // link until the answer.
+      auto& st = self->state;
+      if (!st.source) {
+        self->quit();
+        return true;
+      }
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.source, subscribe_timeout, caf::delete_atom::value)
+        .then(
+          [=](bool ok) mutable {
+            rp.deliver(ok);
+            self->quit();
+          },
+          [=](caf::error& e) mutable {
+            FLOTILLA_LOG(warning, "federation: bridge "
+                                    << self->state.cfg.name
+                                    << ": the source did not delete its "
+                                       "queue: "
+                                    << self->system().render(e));
+            rp.deliver(false);
+            self->quit();
+          });
+      return rp;
     },
     [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
       if (self->state.vh == nullptr)

@@ -31,6 +31,11 @@ std::vector<std::string> split_ids(const std::string& text) {
   return out;
 }
 
+std::string durable_export_queue(const std::string& dest_node,
+                                 const std::string& bridge) {
+  return std::string{export_queue_prefix} + dest_node + "." + bridge;
+}
+
 bool contains(const std::vector<std::string>& ids, const std::string& id) {
   return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
@@ -176,6 +181,18 @@ std::chrono::milliseconds backoff::next() {
   auto result = next_;
   next_ = std::min(next_ * 2, max_);
   return result;
+}
+
+bool route_alarm::update(bool running, int64_t now_ms, int64_t limit_ms) {
+  if (running)
+    down_since_ = -1;
+  else if (down_since_ < 0)
+    down_since_ = now_ms;
+  bool alarm = !running && now_ms - down_since_ > limit_ms;
+  if (alarm == raised_)
+    return false;
+  raised_ = alarm;
+  return true;
 }
 
 std::string make_broker_id() {

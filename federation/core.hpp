@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "actors/message.hpp"
+#include "federation/routes_file.hpp"
 #include "federation/wire.hpp"
 
 namespace flotilla::federation {
@@ -28,8 +29,10 @@ constexpr const char* origin_seq_header = "x-flotilla-origin-seq";
 /// bindings are not local interest (they already are propagated interest).
 constexpr const char* export_queue_prefix = "federation.";
 
-/// Hop limit used when a route does not set one (--ttl).
-constexpr uint32_t default_max_hops = 16;
+/// Returns the name of a durable route's queue on its source broker:
+/// "federation.NODE.BRIDGE" (NODE: the destination's node name).
+std::string durable_export_queue(const std::string& dest_node,
+                                 const std::string& bridge);
 
 /// Where a message came from and which brokers it left, origin first.
 struct trace_info {
@@ -145,6 +148,24 @@ private:
   std::chrono::milliseconds initial_;
   std::chrono::milliseconds max_;
   std::chrono::milliseconds next_;
+};
+
+/// When a declared route that is not running raises its alarm: after it
+/// has been seen not running for more than `limit_ms` (consecutively), and
+/// cleared as soon as it runs again.
+class route_alarm {
+public:
+  /// Records whether the route runs at `now_ms`. Returns true if the alarm
+  /// was raised or cleared by this call.
+  bool update(bool running, int64_t now_ms, int64_t limit_ms);
+
+  bool raised() const {
+    return raised_;
+  }
+
+private:
+  int64_t down_since_ = -1; ///< -1: running.
+  bool raised_ = false;
 };
 
 /// Returns a new random federation id for this broker process (16 hex

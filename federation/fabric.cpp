@@ -17,6 +17,7 @@ void add_wire_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<welcome>("flotilla.fed.welcome");
   cfg.add_message_type<subscription>("flotilla.fed.subscription");
   cfg.add_message_type<subscribed>("flotilla.fed.subscribed");
+  cfg.add_message_type<pushed>("flotilla.fed.pushed");
   cfg.add_message_type<interest_item>("flotilla.fed.interest_item");
   cfg.add_message_type<interest>("flotilla.fed.interest");
   cfg.add_message_type<fed_message>("flotilla.fed.message");
@@ -89,18 +90,29 @@ fabric::~fabric() {
   stop();
 }
 
-void fabric::start(broker& node) {
+bool fabric::start(broker& node, std::string& error) {
+  durable_routes initial;
+  if (!settings_.routes_path.empty()
+      && !load_routes_file(settings_.routes_path, initial, error))
+    return false;
+  if (!initial.links.empty() || !initial.bridges.empty())
+    FLOTILLA_LOG(notice, "federation: "
+                           << initial.links.size() << " durable links and "
+                           << initial.bridges.size() << " durable routes in "
+                           << settings_.routes_path);
   auto ctx = std::make_shared<federation_context>();
   ctx->node = &node;
   ctx->broker_id = broker_id_;
   ctx->node_name = node.limits().node_name;
   ctx->maintenance_interval = settings_.maintenance_interval;
-  hub_ = spawn_hub(sys_, std::move(ctx));
+  ctx->routes_path = settings_.routes_path;
+  hub_ = spawn_hub(sys_, std::move(ctx), std::move(initial));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));
   caf::anon_send(gatekeeper_, hub_atom::value, hub_);
   node.set_event_sink(
     std::make_shared<federation_events>(node.shared_events(), hub_));
+  return true;
 }
 
 void fabric::stop() {

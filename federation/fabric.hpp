@@ -32,6 +32,9 @@ struct fabric_settings {
   std::chrono::milliseconds maintenance_interval{2000};
   /// BASP heartbeat interval; a peer silent for four intervals is down.
   std::chrono::milliseconds heartbeat_interval{5000};
+  /// The routes file of durable links and routes (DATA_DIR/federation.routes);
+  /// empty without a data dir.
+  std::string routes_path;
 };
 
 /// Prepares `cfg` for the fabric: loads CAF's middleman (BASP) with
@@ -71,8 +74,10 @@ public:
   /// Spawns the federation hub for `node` (after its vhosts exist and the
   /// management agents installed their event sink) and registers it in the
   /// actor registry as "federation" (management requests for links and
-  /// bridges go there).
-  void start(broker& node);
+  /// bridges go there). Starts the durable links and routes of the routes
+  /// file. Returns false, with a reason that names the file in `error`, if
+  /// the file cannot be read or is corrupt (nothing is started then).
+  bool start(broker& node, std::string& error);
 
   /// Closes every link and bridge and the fabric port.
   void stop();

@@ -29,6 +29,16 @@ namespace mg = flotilla::management;
 
 constexpr auto recompute_interval = std::chrono::seconds(2);
 
+/// A route not running for this many link maintenance intervals raises its
+/// alarm.
+constexpr int64_t alarm_intervals = 3;
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
 struct link_rec {
   link_config cfg;
   std::shared_ptr<link_status> status;
@@ -42,6 +52,8 @@ struct bridge_rec {
   caf::actor actor;
   std::vector<interest_item> sent;
   bool sent_once = false;
+  /// Raised after alarm_intervals maintenance intervals not running.
+  route_alarm alarm;
 };
 
 struct export_rec {
@@ -56,6 +68,11 @@ struct hub_state {
   std::map<std::string, bridge_rec> bridges;
   std::map<caf::actor_id, export_rec> exports;
   std::set<caf::actor_addr> sessions;
+  /// Durable bridges deleting their source queue, per link: their link
+  /// (and its session) must live until they are done.
+  std::map<std::string, size_t> deleting;
+  /// Deleted links that wait for those bridges before they stop.
+  std::map<std::string, caf::actor> doomed_links;
 };
 
 using hub_self = caf::stateful_actor<hub_state>*;
@@ -141,6 +158,9 @@ void fill(const link_rec& l, size_t bridges, mg::Link& out) {
   out.set_remote_id(l.status->remote_id);
   out.set_connects(l.status->connects);
   out.set_next_attempt_ms(l.status->next_attempt_ms);
+  out.set_durable(l.cfg.durable);
+  if (l.status->cut)
+    out.set_fault("cut");
 }
 
 void fill_counters(const route_counters& c, mg::Bridge& out) {
@@ -157,7 +177,8 @@ void fill(const bridge_rec& b, mg::Bridge& out) {
   out.set_name(b.cfg.name);
   out.set_link(b.cfg.link);
   out.set_vhost(b.cfg.vhost);
-  out.set_direction("in");
+  out.set_direction(b.cfg.src_local ? "push" : "in");
+  out.set_src_local(b.cfg.src_local);
   out.set_source(b.cfg.queue.empty() ? b.cfg.exchange : b.cfg.queue);
   out.set_destination(b.cfg.exchange);
   out.set_key(b.cfg.key);
@@ -166,6 +187,8 @@ void fill(const bridge_rec& b, mg::Bridge& out) {
   out.set_queue(b.cfg.queue);
   out.set_credit(b.cfg.credit);
   out.set_max_hops(b.cfg.max_hops);
+  out.set_durable(b.cfg.durable);
+  out.set_alarm(b.alarm.raised());
   fill_counters(b.status->counters, out);
   out.set_forwarded(b.status->counters.messages_in.load());
   std::lock_guard<std::mutex> guard{b.status->mtx};
@@ -236,19 +259,170 @@ void start_bridge(hub_self self, bridge_rec& b) {
     self->send(b.actor, link_up_atom::value, l->second.session);
 }
 
+/// Stops a deleted bridge. A durable bridge first asks its source to delete
+/// the durable queue (if the link is up), then quits by itself.
+void deletion_done(hub_self self, const std::string& link) {
+  auto& st = self->state;
+  auto i = st.deleting.find(link);
+  if (i == st.deleting.end() || --i->second > 0)
+    return;
+  st.deleting.erase(i);
+  auto j = st.doomed_links.find(link);
+  if (j != st.doomed_links.end()) {
+    self->send_exit(j->second, caf::exit_reason::user_shutdown);
+    st.doomed_links.erase(j);
+  }
+}
+
 void stop_bridge(hub_self self, bridge_rec& b) {
   self->unlink_from(b.actor);
-  self->send_exit(b.actor, caf::exit_reason::user_shutdown);
+  if (b.cfg.durable) {
+    auto link = b.cfg.link;
+    ++self->state.deleting[link];
+    self->request(b.actor, std::chrono::seconds(15), caf::delete_atom::value)
+      .then(
+        [=](bool) {
+          deletion_done(self, link);
+        },
+        [=](caf::error&) {
+          deletion_done(self, link);
+        });
+  } else {
+    self->send_exit(b.actor, caf::exit_reason::user_shutdown);
+  }
+  if (b.alarm.raised())
+    self->state.ctx->node->set_named_alarm("route:" + b.cfg.name, false);
+}
+
+/// Writes the durable links and bridges to the routes file. Returns an
+/// error text, or an empty string.
+std::string save_durable(hub_self self) {
+  auto& st = self->state;
+  durable_routes r;
+  for (auto& [name, l] : st.links)
+    if (l.cfg.durable)
+      r.links.push_back(l.cfg);
+  for (auto& [name, b] : st.bridges)
+    if (b.cfg.durable)
+      r.bridges.push_back(b.cfg);
+  std::string error;
+  if (!save_routes_file(st.ctx->routes_path, r, error)) {
+    FLOTILLA_LOG(error, "federation: cannot save durable routes: " << error);
+    return error;
+  }
+  return {};
+}
+
+link_rec& add_link(hub_self self, link_config cfg) {
+  auto& st = self->state;
+  link_rec rec;
+  rec.cfg = std::move(cfg);
+  rec.status = std::make_shared<link_status>();
+  rec.actor = spawn_link(self->system(), rec.cfg, rec.status,
+                         caf::actor_cast<caf::actor>(self), st.ctx);
+  self->link_to(rec.actor);
+  FLOTILLA_LOG(notice, "federation: link "
+                         << rec.cfg.name << " to " << rec.cfg.host << ":"
+                         << rec.cfg.port << " added"
+                         << (rec.cfg.durable ? " (durable)" : ""));
+  auto name = rec.cfg.name;
+  return st.links.emplace(name, std::move(rec)).first->second;
+}
+
+bridge_rec& add_bridge(hub_self self, bridge_config cfg) {
+  auto& st = self->state;
+  bridge_rec rec;
+  rec.cfg = std::move(cfg);
+  rec.status = std::make_shared<bridge_status>();
+  // Counted from its creation: a route that never runs raises it too.
+  rec.alarm.update(false, now_ms(), 0);
+  auto name = rec.cfg.name;
+  auto& stored = st.bridges.emplace(name, std::move(rec)).first->second;
+  start_bridge(self, stored);
+  FLOTILLA_LOG(notice, "federation: bridge "
+                         << name << " added"
+                         << (stored.cfg.durable ? " (durable)" : ""));
+  return stored;
+}
+
+/// Raises the alarm of every route that has not been running (link not
+/// Operational or bridge not active) for alarm_intervals maintenance
+/// intervals, and clears it once the route runs again.
+void check_alarms(hub_self self) {
+  auto& st = self->state;
+  auto now = now_ms();
+  auto limit = alarm_intervals * st.ctx->maintenance_interval.count();
+  for (auto& [name, b] : st.bridges) {
+    bool running = false;
+    std::string why;
+    auto l = st.links.find(b.cfg.link);
+    if (l != st.links.end()) {
+      std::lock_guard<std::mutex> guard{l->second.status->mtx};
+      running = l->second.status->state == link_state::operational;
+      why = std::string{"link "} + to_string(l->second.status->state);
+      if (!l->second.status->last_error.empty())
+        why += ": " + l->second.status->last_error;
+    }
+    if (running) {
+      std::lock_guard<std::mutex> guard{b.status->mtx};
+      running = b.status->state == "active";
+      why = "bridge " + b.status->state;
+      if (!b.status->last_error.empty())
+        why += ": " + b.status->last_error;
+    }
+    if (!b.alarm.update(running, now, limit))
+      continue;
+    bool alarm = b.alarm.raised();
+    auto alarm_name = "route:" + name;
+    st.ctx->node->set_named_alarm(alarm_name, alarm);
+    if (alarm)
+      FLOTILLA_LOG(warning, "federation: alarm: route "
+                              << name << " is not running (" << why << ")");
+    else
+      FLOTILLA_LOG(notice, "federation: route " << name
+                                                << " runs again; alarm "
+                                                   "cleared");
+    publish_event(
+      self, "alarm", alarm ? "raised" : "cleared", alarm_name,
+      {{"description", alarm ? "federation route not running: " + why
+                             : "federation route running"},
+       {"publishers_blocked", "false"}});
+  }
+}
+
+void link_fault(hub_self self, const mg::Link& spec, mg::Response& resp) {
+  auto& st = self->state;
+  auto i = st.links.find(spec.name());
+  if (i == st.links.end())
+    return fail(resp, 404, "no link '" + spec.name() + "'");
+  if (spec.fault() != "cut" && spec.fault() != "heal")
+    return fail(resp, 400, "a link fault is 'cut' or 'heal'");
+  bool cut = spec.fault() == "cut";
+  FLOTILLA_LOG(warning, "federation: fault injection: link "
+                          << spec.name() << (cut ? " cut" : " healed"));
+  {
+    // Set here too, so that an answer right after the request shows it.
+    std::lock_guard<std::mutex> guard{i->second.status->mtx};
+    i->second.status->cut = cut;
+  }
+  self->send(i->second.actor, fault_atom::value, cut);
+  resp.set_status(200);
+  fill(i->second, bridges_of(self, spec.name()),
+       *resp.add_objects()->mutable_link());
 }
 
 void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   auto& st = self->state;
+  if (!spec.fault().empty())
+    return link_fault(self, spec, resp);
   if (spec.host().empty() || spec.port() == 0 || spec.port() > 65535)
     return fail(resp, 400,
                 "a link needs host and port (the remote fabric "
                 "port, see 'flotilla overview')");
-  if (spec.durable())
-    return fail(resp, 501, "durable links are not implemented yet");
+  if (spec.durable() && st.ctx->routes_path.empty())
+    return fail(resp, 400,
+                "durable links need a data dir (this broker runs with "
+                "--no-data-dir)");
   if (!is_loopback(spec.host()))
     return fail(resp, 400,
                 "links without TLS are only allowed to loopback addresses "
@@ -261,6 +435,14 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
     auto& c = i->second.cfg;
     if (c.host == spec.host() && c.port == spec.port()
         && c.user == spec.user()) {
+      if (spec.durable() && !c.durable) {
+        // Made durable later (route add --durable on an existing link).
+        c.durable = true;
+        if (auto err = save_durable(self); !err.empty()) {
+          c.durable = false;
+          return fail(resp, 500, "cannot save the durable link: " + err);
+        }
+      }
       resp.set_status(200);
       fill(i->second, bridges_of(self, name),
            *resp.add_objects()->mutable_link());
@@ -271,19 +453,22 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
                   + "' exists with another address "
                     "or user");
   }
-  link_rec rec;
-  rec.cfg.name = name;
-  rec.cfg.host = spec.host();
-  rec.cfg.port = static_cast<uint16_t>(spec.port());
-  rec.cfg.user = spec.user();
-  rec.cfg.password = spec.password();
-  rec.status = std::make_shared<link_status>();
-  rec.actor = spawn_link(self->system(), rec.cfg, rec.status,
-                         caf::actor_cast<caf::actor>(self), st.ctx);
-  self->link_to(rec.actor);
-  FLOTILLA_LOG(notice, "federation: link " << name << " to " << spec.host()
-                                           << ":" << spec.port() << " added");
-  auto& stored = st.links.emplace(name, std::move(rec)).first->second;
+  link_config cfg;
+  cfg.name = name;
+  cfg.host = spec.host();
+  cfg.port = static_cast<uint16_t>(spec.port());
+  cfg.user = spec.user();
+  cfg.password = spec.password();
+  cfg.durable = spec.durable();
+  if (cfg.durable) {
+    // Saved before it starts: an answer 201 means it survives a restart.
+    st.links.emplace(name, link_rec{cfg, nullptr, {}, {}});
+    auto err = save_durable(self);
+    st.links.erase(name);
+    if (!err.empty())
+      return fail(resp, 500, "cannot save the durable link: " + err);
+  }
+  auto& stored = add_link(self, std::move(cfg));
   resp.set_status(201);
   fill(stored, 0, *resp.add_objects()->mutable_link());
 }
@@ -293,18 +478,27 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
   auto i = st.links.find(name);
   if (i == st.links.end())
     return fail(resp, 404, "no link '" + name + "'");
+  bool durable = i->second.cfg.durable;
   for (auto j = st.bridges.begin(); j != st.bridges.end();) {
     if (j->second.cfg.link == name) {
+      durable = durable || j->second.cfg.durable;
       stop_bridge(self, j->second);
       j = st.bridges.erase(j);
     } else {
       ++j;
     }
   }
+  // A durable bridge asks its source to delete its queue before it quits:
+  // then the link (and its session) stay until it is done.
   self->unlink_from(i->second.actor);
-  self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  if (st.deleting.count(name) > 0)
+    st.doomed_links[name] = i->second.actor;
+  else
+    self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
   publish_event(self, "link", "state", name, {{"state", "Closed"}});
   st.links.erase(i);
+  if (durable)
+    (void)save_durable(self);
   FLOTILLA_LOG(notice, "federation: link " << name << " deleted");
   resp.set_status(200);
 }
@@ -312,6 +506,10 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
 std::string bridge_name_of(const mg::Bridge& spec) {
   if (!spec.name().empty())
     return spec.name();
+  if (spec.src_local() && spec.queue_route())
+    return spec.link() + "/push/queue/" + spec.source();
+  if (spec.src_local())
+    return spec.link() + "/push/" + spec.source() + "/" + spec.key();
   if (spec.queue_route())
     return spec.link() + "/queue/" + spec.source();
   if (spec.dynamic())
@@ -322,8 +520,10 @@ std::string bridge_name_of(const mg::Bridge& spec) {
 void create_bridge(hub_self self, const std::string& vhost,
                    const mg::Bridge& spec, mg::Response& resp) {
   auto& st = self->state;
-  if (spec.durable())
-    return fail(resp, 501, "durable routes are not implemented yet");
+  if (spec.durable() && st.ctx->routes_path.empty())
+    return fail(resp, 400,
+                "durable routes need a data dir (this broker runs with "
+                "--no-data-dir)");
   if (spec.source().empty())
     return fail(resp, 400, "a bridge needs a source (exchange or queue)");
   if (st.links.count(spec.link()) == 0)
@@ -336,6 +536,11 @@ void create_bridge(hub_self self, const std::string& vhost,
   cfg.link = spec.link();
   cfg.vhost = vhost;
   cfg.dynamic = spec.dynamic();
+  cfg.src_local = spec.src_local();
+  if (cfg.src_local && cfg.dynamic)
+    return fail(resp, 400,
+                "dynamic routes are pulled by the destination (no "
+                "--src-local)");
   if (spec.queue_route()) {
     cfg.queue = spec.source();
     cfg.exchange = spec.destination();
@@ -345,33 +550,51 @@ void create_bridge(hub_self self, const std::string& vhost,
     cfg.exchange = spec.source();
     cfg.key = spec.key();
   }
-  if (!vh->table->find_exchange(cfg.exchange))
+  if (cfg.src_local && !cfg.queue.empty()) {
+    // A push queue route: the queue is here, the exchange is remote.
+    if (!vh->table->find_queue(cfg.queue))
+      return fail(resp, 404,
+                  "no queue '" + cfg.queue + "' in vhost '" + vhost
+                    + "' (the source of the route)");
+  } else if (!vh->table->find_exchange(cfg.exchange)) {
     return fail(resp, 404,
                 "no exchange '" + cfg.exchange + "' in vhost '" + vhost
-                  + "' (the destination of the route)");
+                  + (cfg.src_local ? "' (the source of the route)"
+                                   : "' (the destination of the route)"));
+  }
   cfg.credit = spec.credit() == 0 ? 100 : spec.credit();
   cfg.max_hops = spec.max_hops() == 0 ? default_max_hops : spec.max_hops();
+  cfg.durable = spec.durable();
   auto i = st.bridges.find(cfg.name);
   if (i != st.bridges.end()) {
     auto& c = i->second.cfg;
     if (c.link == cfg.link && c.exchange == cfg.exchange && c.key == cfg.key
-        && c.dynamic == cfg.dynamic && c.queue == cfg.queue) {
+        && c.dynamic == cfg.dynamic && c.queue == cfg.queue
+        && c.durable == cfg.durable && c.src_local == cfg.src_local) {
       resp.set_status(200);
       fill(i->second, *resp.add_objects()->mutable_bridge());
       return;
     }
     return fail(resp, 409,
                 "bridge '" + cfg.name
-                  + "' exists with another "
-                    "source");
+                  + "' exists with another source, durability or "
+                    "direction (delete it first)");
   }
-  bridge_rec rec;
-  rec.cfg = std::move(cfg);
-  rec.status = std::make_shared<bridge_status>();
-  auto name = rec.cfg.name;
-  auto& stored = st.bridges.emplace(name, std::move(rec)).first->second;
-  start_bridge(self, stored);
-  FLOTILLA_LOG(notice, "federation: bridge " << name << " added");
+  if (cfg.durable) {
+    // A durable route needs a durable link; saved before it starts.
+    auto& l = st.links.at(cfg.link);
+    bool was = l.cfg.durable;
+    l.cfg.durable = true;
+    auto name = cfg.name;
+    st.bridges.emplace(name, bridge_rec{cfg, nullptr, {}, {}, false, {}});
+    auto err = save_durable(self);
+    st.bridges.erase(name);
+    if (!err.empty()) {
+      l.cfg.durable = was;
+      return fail(resp, 500, "cannot save the durable route: " + err);
+    }
+  }
+  auto& stored = add_bridge(self, std::move(cfg));
   recompute(self);
   resp.set_status(201);
   fill(stored, *resp.add_objects()->mutable_bridge());
@@ -383,8 +606,11 @@ void delete_bridge(hub_self self, const mg::Request& req, mg::Response& resp) {
   auto i = st.bridges.find(name);
   if (i == st.bridges.end())
     return fail(resp, 404, "no bridge '" + name + "'");
+  bool durable = i->second.cfg.durable;
   stop_bridge(self, i->second);
   st.bridges.erase(i);
+  if (durable)
+    (void)save_durable(self);
   FLOTILLA_LOG(notice, "federation: bridge " << name << " deleted");
   resp.set_status(200);
 }
@@ -465,9 +691,21 @@ std::string handle_management(hub_self self, const std::string& bytes,
   return out;
 }
 
-caf::behavior hub_impl(hub_self self, context_ptr ctx) {
+caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
   self->state.ctx = std::move(ctx);
   self->delayed_send(self, recompute_interval, tick_atom::value);
+  // The durable links and routes of the routes file, as they were.
+  for (auto& l : initial.links)
+    add_link(self, std::move(l));
+  for (auto& b : initial.bridges) {
+    if (self->state.links.count(b.link) == 0) {
+      FLOTILLA_LOG(error, "federation: durable route "
+                            << b.name << " names no durable link '" << b.link
+                            << "'; not started");
+      continue;
+    }
+    add_bridge(self, std::move(b));
+  }
   // Links, bridges and sessions are linked to the hub: they stop with it.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -558,6 +796,7 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx) {
     },
     [=](tick_atom) {
       recompute(self);
+      check_alarms(self);
       self->delayed_send(self, recompute_interval, tick_atom::value);
     },
     [=](fed_mgmt_atom, const std::string& bytes, const std::string& vhost) {
@@ -568,8 +807,9 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx) {
 
 } // namespace
 
-caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx) {
-  return sys.spawn(hub_impl, std::move(ctx));
+caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx,
+                     durable_routes initial) {
+  return sys.spawn(hub_impl, std::move(ctx), std::move(initial));
 }
 
 } // namespace flotilla::federation

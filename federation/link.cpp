@@ -62,6 +62,7 @@ struct link_actor_state {
   backoff delays{std::chrono::milliseconds(2000), longest_delay};
   caf::actor session;
   uint64_t attempt = 0; ///< Ignores answers and timers of older attempts.
+  bool cut = false;     ///< Fault injection: no session, no attempts.
 };
 
 using link_self = caf::stateful_actor<link_actor_state>*;
@@ -192,8 +193,29 @@ caf::behavior link_impl(link_self self, link_config cfg,
   self->send(self, retry_atom::value, st.attempt);
   return {
     [=](retry_atom, uint64_t which) {
-      if (which == self->state.attempt && !self->state.session)
+      auto& st = self->state;
+      if (which == st.attempt && !st.session && !st.cut)
         attempt(self);
+    },
+    [=](fault_atom, bool cut) {
+      auto& st = self->state;
+      if (cut == st.cut)
+        return;
+      st.cut = cut;
+      ++st.attempt; // Answers and timers of earlier attempts are void.
+      if (cut) {
+        if (st.session) {
+          // The remote session ends its exports, as for a lost connection.
+          self->demonitor(st.session);
+          self->send(st.session, link_down_atom::value);
+          st.session = nullptr;
+        }
+        set_state(self, link_state::waiting,
+                  "cut by fault injection (flotilla link heal to reconnect)");
+        return;
+      }
+      st.delays.reset();
+      self->send(self, retry_atom::value, st.attempt);
     },
   };
 }

@@ -75,6 +75,7 @@ struct export_state {
   caf::actor queue_actor;
   bool own_queue = false;
   std::set<std::string> bound;
+  bool deleting = false; ///< A durable route's queue is being deleted.
   std::shared_ptr<route_counters> counters = std::make_shared<route_counters>();
   /// What the exit functor needs (the state may be gone when it runs).
   struct cleanup_info {
@@ -133,6 +134,7 @@ void forward(export_self self, delivery_batch& b) {
       continue;
     }
     fed_message m;
+    m.redelivered = item.redelivered;
     m.origin = t.trace.front();
     m.origin_seq = t.origin_seq;
     m.trace = std::move(t.trace);
@@ -246,10 +248,18 @@ caf::result<subscribed> setup(export_self self, subscription& s) {
     return fail("no exchange '" + st.sub.exchange + "' in vhost '"
                 + st.sub.vhost + "'");
   queue_declare_req req;
-  req.name = std::string{export_queue_prefix} + st.sub.dest_node_name + "."
-             + st.sub.bridge_name + "." + st.sub.dest_broker_id;
-  req.exclusive = true;
-  req.auto_delete = true;
+  if (st.sub.durable) {
+    // Found again after either broker restarts (the federation id is new
+    // in every process, the node name and the bridge name are not); it
+    // outlives the link, so messages wait in it while the link is down.
+    req.name = durable_export_queue(st.sub.dest_node_name, st.sub.bridge_name);
+    req.durable = true;
+  } else {
+    req.name = std::string{export_queue_prefix} + st.sub.dest_node_name + "."
+               + st.sub.bridge_name + "." + st.sub.dest_broker_id;
+    req.exclusive = true;
+    req.auto_delete = true;
+  }
   req.connection_id = st.conn_id;
   self->request(st.vh->actor, caf::infinite, std::move(req))
     .then(
@@ -263,8 +273,18 @@ caf::result<subscribed> setup(export_self self, subscription& s) {
         st.queue = r.name;
         st.queue_actor = r.actor;
         st.own_queue = true;
-        st.cleanup->own_queue = true;
-        if (!st.sub.dynamic) {
+        if (st.sub.durable) {
+          // Only the consumer goes on exit (its unacked messages are
+          // requeued); the bindings of the last incarnation are known.
+          st.cleanup->queue = r.actor;
+          if (auto x = st.vh->table->find_exchange(st.sub.exchange))
+            for (auto& b : x->bindings())
+              if (!b.dest.to_exchange && b.dest.name == st.queue)
+                st.bound.insert(b.key);
+        } else {
+          st.cleanup->own_queue = true;
+        }
+        if (!st.sub.dynamic && st.bound.count(st.sub.key) == 0) {
           st.bound.insert(st.sub.key);
           bind_key(self, st.sub.key, false);
         }
@@ -301,7 +321,35 @@ caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
     [=](deliver_atom, delivery_batch& b) {
       forward(self, b);
     },
+    [=](caf::delete_atom) -> caf::result<bool> {
+      // The durable route was deleted on the destination: delete its queue.
+      auto& st = self->state;
+      if (!st.own_queue || !st.sub.durable) {
+        self->quit();
+        return true;
+      }
+      delete_req req;
+      req.name = st.queue;
+      req.connection_id = st.conn_id;
+      st.deleting = true; // The queue cancels us first: answer, then quit.
+      auto rp = self->make_response_promise<bool>();
+      self->request(st.vh->actor, caf::infinite, std::move(req))
+        .then(
+          [=](op_result& r) mutable {
+            FLOTILLA_LOG(notice, "federation: durable route queue "
+                                   << self->state.queue << " deleted");
+            rp.deliver(r.ok());
+            self->quit();
+          },
+          [=](caf::error& e) mutable {
+            rp.deliver(e);
+            self->quit();
+          });
+      return rp;
+    },
     [=](cancelled_atom, uint64_t) {
+      if (self->state.deleting)
+        return;
       FLOTILLA_LOG(info, "federation: export queue " << self->state.queue
                                                      << " was deleted");
       self->quit();
@@ -360,6 +408,46 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
     self->quit(msg.reason);
   });
   return {
+    [=](link_down_atom) {
+      // The peer's link was cut by fault injection: end like a lost link.
+      FLOTILLA_LOG(info, "federation: session of " << self->state.peer_node
+                                                   << " cut by its link");
+      self->quit(caf::exit_reason::user_shutdown);
+    },
+    [=](push_atom, subscription& s) -> pushed {
+      // A push route (--src-local) of the peer: an importer here, a bridge
+      // that never subscribes and only republishes what the peer's export
+      // forwards. It stops with this session, or when the peer's bridge
+      // stops it.
+      auto& st = self->state;
+      pushed out;
+      auto* vh = st.ctx->node->find_vhost(s.vhost);
+      if (vh == nullptr) {
+        out.error = "no vhost '" + s.vhost + "'";
+        return out;
+      }
+      if (!vh->table->find_exchange(s.exchange)) {
+        out.error = "no exchange '" + s.exchange + "' in vhost '" + s.vhost
+                    + "' (the destination of the route)";
+        return out;
+      }
+      bridge_config cfg;
+      cfg.name = "push from " + st.peer_node + ": " + s.bridge_name;
+      cfg.vhost = s.vhost;
+      cfg.exchange = s.exchange;
+      cfg.max_hops = s.max_hops;
+      auto importer
+        = spawn_bridge(self->system(), std::move(cfg),
+                       std::make_shared<bridge_status>(), st.hub, st.ctx);
+      self->link_to(importer);
+      FLOTILLA_LOG(info, "federation: importing push route "
+                           << s.bridge_name << " of " << st.peer_node);
+      out.ok = true;
+      out.importer = importer;
+      out.broker_id = st.ctx->broker_id;
+      out.node_name = st.ctx->node_name;
+      return out;
+    },
     [=](subscribe_atom, subscription& s) {
       auto& st = self->state;
       s.dest_broker_id = st.peer_id;
@@ -376,6 +464,11 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users) {
   return sys.spawn(gatekeeper_impl, std::move(users));
+}
+
+caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
+                        context_ptr ctx) {
+  return sys.spawn(export_impl, std::move(hub), std::move(ctx));
 }
 
 caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,

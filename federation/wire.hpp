@@ -21,6 +21,7 @@ using hello_atom = caf::atom_constant<caf::atom("fedhello")>;
 using subscribe_atom = caf::atom_constant<caf::atom("fedsub")>;
 using interest_atom = caf::atom_constant<caf::atom("fedint")>;
 using forward_atom = caf::atom_constant<caf::atom("fedfwd")>;
+using push_atom = caf::atom_constant<caf::atom("fedpush")>;
 
 /// A link introduces itself to a remote gatekeeper.
 struct hello {
@@ -55,6 +56,9 @@ struct subscription {
   std::string dest_broker_id; ///< Never forward a message it already saw.
   std::string dest_node_name;
   caf::actor bridge; ///< Receives forward_batch requests.
+  /// A durable route: the export's queue is durable, named after the
+  /// destination's node name and the bridge, and outlives the link.
+  bool durable = false;
 };
 
 /// The answer to a subscription.
@@ -62,6 +66,17 @@ struct subscribed {
   bool ok = false;
   std::string error;
   caf::actor source; ///< The export actor serving the bridge.
+};
+
+/// The answer to a push request (routes made with --src-local: the link and
+/// the bridge live on the source, which asks the destination's session,
+/// with a subscription naming the destination exchange, for an importer).
+struct pushed {
+  bool ok = false;
+  std::string error;
+  caf::actor importer;   ///< Takes forward_batch requests on the destination.
+  std::string broker_id; ///< The destination's federation id and node name.
+  std::string node_name;
 };
 
 /// One binding key somebody downstream wants, with the brokers its interest
@@ -90,6 +105,9 @@ struct fed_message {
   uint64_t origin_seq = 0;        ///< Its number there (dedup).
   std::vector<std::string> trace; ///< Brokers it left, origin first.
   std::string payload;            ///< actors/store_codec encode_message.
+  /// Delivered before by the source queue (its ack may not have arrived):
+  /// the destination's queues deliver it with the redelivered flag.
+  bool redelivered = false;
 };
 
 /// Messages from an export to its bridge; answered with forward_ack once the
@@ -120,13 +138,20 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscription& x) {
   return f(caf::meta::type_name("flotilla.fed.subscription"), x.vhost,
            x.exchange, x.key, x.dynamic, x.queue, x.credit, x.max_hops,
-           x.bridge_name, x.dest_broker_id, x.dest_node_name, x.bridge);
+           x.bridge_name, x.dest_broker_id, x.dest_node_name, x.bridge,
+           x.durable);
 }
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscribed& x) {
   return f(caf::meta::type_name("flotilla.fed.subscribed"), x.ok, x.error,
            x.source);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pushed& x) {
+  return f(caf::meta::type_name("flotilla.fed.pushed"), x.ok, x.error,
+           x.importer, x.broker_id, x.node_name);
 }
 
 template<class Inspector>
@@ -142,7 +167,7 @@ typename Inspector::result_type inspect(Inspector& f, interest& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, fed_message& x) {
   return f(caf::meta::type_name("flotilla.fed.message"), x.origin, x.origin_seq,
-           x.trace, x.payload);
+           x.trace, x.payload, x.redelivered);
 }
 
 template<class Inspector>

@@ -126,7 +126,7 @@ void publish(agent_self self, const vhost_ref& vh, const std::string& exchange,
   message_ptr m = std::move(msg);
   for (auto& t : targets)
     if (t != self) // An exchange-to-exchange loop back into an agent.
-      self->send(t, enqueue_atom::value, enqueue_batch{{m}});
+      self->send(t, enqueue_atom::value, enqueue_batch{{m}, {}});
 }
 
 std::string to_json(const gp::Message& m) {
@@ -1495,6 +1495,9 @@ void overview(const call_ptr& c) {
         o.add_alarms("disk");
       if (alarms & broker::store_alarm)
         o.add_alarms("store");
+      // Alarms that do not block publishers (federation routes).
+      for (auto& name : c->self->state.node->named_alarms())
+        o.add_alarms(name);
       gather_connections(c->self, nullptr, [c, vhosts](auto& all) {
         auto& o = *c->resp.mutable_overview();
         for (auto& kv : all) {

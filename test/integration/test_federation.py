@@ -233,13 +233,41 @@ def test_static_route(make_broker, wait_until):
 
 
 def test_cli_usage_errors(broker):
-    p = cli("route", "add", addr(broker), addr(broker), "amq.direct", "k", "--durable",
-            check=EXIT_USAGE)
-    assert "not implemented yet" in p.stderr
+    p = cli("route", "dynamic", "add", addr(broker), addr(broker), "amq.direct",
+            "--src-local", check=EXIT_USAGE)
+    assert "dynamic routes are pulled" in p.stderr
     p = cli("route", "add", addr(broker), addr(broker), "amq.direct", "k", check=EXIT_USAGE)
     assert "same broker" in p.stderr
     cli("route", "dynamic", "add", addr(broker), check=EXIT_USAGE)
     assert "flotilla route dynamic add DEST SRC EXCHANGE" in cli("route", "--help").stdout
+
+
+def test_push_route_src_local(make_broker, wait_until):
+    """--src-local: the link goes from the source to the destination and
+    the source's bridge pushes (qpid-route's push routes)."""
+    src = make_broker()
+    dest = make_broker()
+    dconn, dch = channel(dest)
+    dch.queue_declare("pushed")
+    dch.queue_bind("pushed", "amq.direct", "k")
+    cli("route", "add", addr(dest), addr(src), "amq.direct", "k", "--src-local")
+    assert links(dest) == {}
+    assert links(src)["127.0.0.1:%d" % dest.port]["state"] in (
+        "Waiting", "Connecting", "Operational")
+    wait_until(lambda: [(x["direction"], x["state"]) for x in bridges(src)
+                        if x["direction"] == "push"] == [("push", "active")], 10)
+    listing = cli("route", "list", addr(src)).stdout
+    assert "static push" in listing
+    sconn, sch = channel(src)
+    for i in range(20):
+        sch.basic_publish("amq.direct", "k", b"m%d" % i)
+    got = collect(dch, "pushed", 20, wait_until)
+    assert sorted(b for b, _ in got) == sorted("m%d" % i for i in range(20))
+    # Deleted on the source (where it lives), with its link.
+    cli("route", "del", addr(dest), addr(src), "amq.direct", "k", "--src-local")
+    assert links(src) == {} and [x for x in bridges(src) if x["direction"] == "push"] == []
+    sconn.close()
+    dconn.close()
 
 
 # -- dynamic routes -------------------------------------------------------------------------

@@ -46,7 +46,7 @@ struct queue_fixture {
   }
 
   void publish(std::vector<message_ptr> msgs) {
-    self->send(queue, enqueue_atom::value, enqueue_batch{std::move(msgs)});
+    self->send(queue, enqueue_atom::value, enqueue_batch{std::move(msgs), {}});
     sched.run();
   }
 

@@ -178,4 +178,29 @@ TEST_SUITE("federation") {
     CHECK_FALSE(is_loopback("0.0.0.0"));
     CHECK_FALSE(is_loopback("198.18.0.1"));
   }
+
+  TEST_CASE("a route alarm waits for the limit and clears at once") {
+    route_alarm a;
+    CHECK_FALSE(a.update(true, 0, 3000));
+    CHECK_FALSE(a.update(false, 1000, 3000)); // Down from 1000 on.
+    CHECK_FALSE(a.update(false, 4000, 3000)); // Exactly the limit: not yet.
+    CHECK_FALSE(a.raised());
+    CHECK(a.update(false, 4001, 3000));
+    CHECK(a.raised());
+    CHECK_FALSE(a.update(false, 9000, 3000));
+    CHECK(a.update(true, 9500, 3000));
+    CHECK_FALSE(a.raised());
+    // A short outage does not raise it; the clock restarts after running.
+    CHECK_FALSE(a.update(false, 10000, 3000));
+    CHECK_FALSE(a.update(true, 12000, 3000));
+    CHECK_FALSE(a.update(false, 14000, 3000));
+    CHECK_FALSE(a.update(false, 16000, 3000));
+    CHECK(a.update(false, 17001, 3000));
+  }
+
+  TEST_CASE("a durable route's source queue has a stable name") {
+    // No federation id in it: it is found again after restarts.
+    CHECK(durable_export_queue("dest", "localhost:10002/amq.direct/k")
+          == "federation.dest.localhost:10002/amq.direct/k");
+  }
 }

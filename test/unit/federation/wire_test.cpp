@@ -56,6 +56,9 @@ caf::behavior echo_impl(caf::event_based_actor* self, int /* unused */) {
     [](interest_atom, interest& in) {
       return static_cast<int32_t>(in.items.size());
     },
+    [](push_atom, subscription& s) {
+      return pushed{true, {}, s.bridge, "id", s.exchange};
+    },
   };
 }
 
@@ -113,6 +116,17 @@ TEST_SUITE("federation") {
         },
         [](caf::error& e) {
           FAIL("interest: " << to_string(e));
+        });
+    s.bridge = caf::actor_cast<caf::actor>(self);
+    self->request(*remote, t, push_atom::value, s)
+      .receive(
+        [&](pushed& r) {
+          CHECK(r.ok);
+          CHECK(r.node_name == "amq.direct");
+          CHECK(r.importer == caf::actor_cast<caf::actor>(self));
+        },
+        [](caf::error& e) {
+          FAIL("push: " << to_string(e));
         });
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
