@@ -24,6 +24,7 @@
 #include "actors/resource_monitor.hpp"
 #include "actors/store_actor.hpp"
 #include "config/broker_options.hpp"
+#include "config/connectors.hpp"
 #include "config/users.hpp"
 #include "federation/fabric.hpp"
 #include "management/agent.hpp"
@@ -258,6 +259,12 @@ int run(config::broker_options& opts) {
   };
   // Federation: links and bridges (after the agents' event sink exists).
   fabric->start(node);
+  // Connectors of the config file (checked when the options were parsed).
+  for (auto& text : opts.connectors) {
+    config::connector_spec spec;
+    if (config::parse_connector(text, spec).empty())
+      fabric->add_connector(spec);
+  }
 
   // The web inspector: its own Beast thread, asks the agents for snapshots.
   inspector_server::options iopts;

@@ -15,6 +15,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "config/connectors.hpp"
+
 #ifndef FLOTILLA_VERSION
 #  define FLOTILLA_VERSION "0.0.0"
 #endif
@@ -195,6 +197,31 @@ void reset_vhosts(broker_options& o) {
 
 void show_vhosts(const broker_options& o, std::vector<std::string>& out) {
   out.insert(out.end(), o.vhosts.begin(), o.vhosts.end());
+}
+
+bool apply_connector(broker_options& o, std::string_view text,
+                     std::string& expected) {
+  connector_spec spec;
+  expected = parse_connector(text, spec);
+  if (!expected.empty())
+    return false;
+  for (auto& other : o.connectors) {
+    connector_spec seen;
+    if (parse_connector(other, seen).empty() && seen.name == spec.name) {
+      expected = "a connector named '" + spec.name + "' exists already";
+      return false;
+    }
+  }
+  o.connectors.emplace_back(text);
+  return true;
+}
+
+void reset_connectors(broker_options& o) {
+  o.connectors.clear();
+}
+
+void show_connectors(const broker_options& o, std::vector<std::string>& out) {
+  out.insert(out.end(), o.connectors.begin(), o.connectors.end());
 }
 
 bool apply_log_enable(broker_options& o, std::string_view text,
@@ -454,6 +481,11 @@ const option_spec schema[] = {
    scope::anywhere, "Fabric heartbeat; a peer silent for 4 intervals is down",
    nullptr, apply_uint<uint32_t, &bo::link_heartbeat_interval, 1, 3600>,
    nullptr, show_uint<uint32_t, &bo::link_heartbeat_interval>},
+  {"Federation", "connector", 0, "FIELDS", true, scope::anywhere,
+   "A link and its routes created at boot: 'name=N address=[USER/PASS@]HOST:"
+   "FABRIC_PORT exchange=X [static=X/KEY] [include=P] [exclude=P] "
+   "[duplex=yes] [max-hops=N] [credit=N]' (docs/federation.md)",
+   "none", apply_connector, reset_connectors, show_connectors},
 };
 
 const option_spec* find_spec(std::string_view name) {

@@ -145,6 +145,10 @@ struct broker_options {
   /// Fabric heartbeat interval in seconds; a peer silent for four intervals
   /// is considered down and its links reconnect.
   uint32_t link_heartbeat_interval = 5;
+  /// Federation connectors created at boot, one `connector = ...` line each
+  /// (see config/connectors.hpp for the fields). Checked when parsed: every
+  /// entry is accepted by parse_connector() and names are unique.
+  std::vector<std::string> connectors;
 
   // -- bookkeeping -----------------------------------------------------------
 

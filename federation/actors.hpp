@@ -31,6 +31,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "config/connectors.hpp"
 #include "federation/core.hpp"
 #include "federation/wire.hpp"
 
@@ -54,6 +55,9 @@ using changed_atom = caf::atom_constant<caf::atom("fedchange")>;
 /// Management requests from the agent: (fed_mgmt_atom, Request bytes,
 /// vhost) -> Response bytes. Registry key of the hub: "federation".
 using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
+/// A connector of the config file, created at boot: (connector_atom,
+/// config::connector_spec).
+using connector_atom = caf::atom_constant<caf::atom("fedconn")>;
 
 /// The states of a link, as Qpid names them.
 enum class link_state { waiting, connecting, operational, failed, closed };
@@ -112,6 +116,8 @@ struct bridge_config {
   std::string queue; ///< Queue routes: the source queue.
   uint32_t credit = 100;
   uint32_t max_hops = default_max_hops;
+  /// Dynamic routes: which binding keys may propagate (connectors).
+  config::key_filter filter;
 };
 
 /// What an export tells the hub when it starts.
@@ -158,3 +164,4 @@ caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::export_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::link_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::config::connector_spec)

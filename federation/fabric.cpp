@@ -22,6 +22,7 @@ void add_wire_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<fed_message>("flotilla.fed.message");
   cfg.add_message_type<forward_batch>("flotilla.fed.forward_batch");
   cfg.add_message_type<forward_ack>("flotilla.fed.forward_ack");
+  cfg.add_message_type<duplex_offer>("flotilla.fed.duplex_offer");
 }
 
 void configure(caf::actor_system_config& cfg, const fabric_settings& s) {
@@ -101,6 +102,11 @@ void fabric::start(broker& node) {
   caf::anon_send(gatekeeper_, hub_atom::value, hub_);
   node.set_event_sink(
     std::make_shared<federation_events>(node.shared_events(), hub_));
+}
+
+void fabric::add_connector(const config::connector_spec& spec) {
+  if (hub_)
+    caf::anon_send(hub_, connector_atom::value, spec);
 }
 
 void fabric::stop() {

@@ -15,6 +15,7 @@ namespace flotilla {
 class broker;
 namespace config {
 class user_db;
+struct connector_spec;
 } // namespace config
 } // namespace flotilla
 
@@ -73,6 +74,10 @@ public:
   /// actor registry as "federation" (management requests for links and
   /// bridges go there).
   void start(broker& node);
+
+  /// Creates the link and routes of a config-file connector (after
+  /// start()). The link retries with backoff while the remote is down.
+  void add_connector(const config::connector_spec& spec);
 
   /// Closes every link and bridge and the fabric port.
   void stop();

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
@@ -34,6 +35,14 @@ struct link_rec {
   std::shared_ptr<link_status> status;
   caf::actor actor;
   caf::actor session; ///< Set while operational.
+  /// Links of config-file connectors.
+  std::optional<config::connector_spec> connector;
+  /// Duplex connector: the session on this broker that serves the peer's
+  /// reverse bridges while the link is operational.
+  caf::actor reverse;
+  /// A peer's duplex connector: the session of that peer's link (the link
+  /// has no actor of its own and goes when that session ends).
+  caf::actor_addr duplex_of;
 };
 
 struct bridge_rec {
@@ -114,9 +123,24 @@ void recompute(hub_self self) {
       if (e.info.dynamic && e.info.vhost == b.cfg.vhost
           && e.info.exchange == b.cfg.exchange)
         received.push_back(received_interest{e.info.peer_id, e.items});
-    auto items = interest_for_peer(
-      st.ctx->broker_id, peer, local_keys(self, b.cfg.vhost, b.cfg.exchange),
-      received, b.cfg.max_hops);
+    auto keys = local_keys(self, b.cfg.vhost, b.cfg.exchange);
+    if (!b.cfg.filter.empty()) {
+      // A connector's include/exclude patterns: other keys do not propagate.
+      auto& f = b.cfg.filter;
+      keys.erase(std::remove_if(keys.begin(), keys.end(),
+                                [&](auto& k) {
+                                  return !f.allows(k);
+                                }),
+                 keys.end());
+      for (auto& r : received)
+        r.items.erase(std::remove_if(r.items.begin(), r.items.end(),
+                                     [&](auto& i) {
+                                       return !f.allows(i.key);
+                                     }),
+                      r.items.end());
+    }
+    auto items = interest_for_peer(st.ctx->broker_id, peer, keys, received,
+                                   b.cfg.max_hops);
     if (b.sent_once && items == b.sent)
       continue;
     b.sent = items;
@@ -131,7 +155,7 @@ void fill(const link_rec& l, size_t bridges, mg::Link& out) {
   out.set_name(l.cfg.name);
   out.set_host(l.cfg.host);
   out.set_port(l.cfg.port);
-  out.set_transport("tcp");
+  out.set_transport(l.duplex_of ? "duplex" : "tcp");
   out.set_user(l.cfg.user);
   out.set_bridges(static_cast<uint32_t>(bridges));
   std::lock_guard<std::mutex> guard{l.status->mtx};
@@ -288,11 +312,10 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   fill(stored, 0, *resp.add_objects()->mutable_link());
 }
 
-void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
+/// Stops a link, its bridges and its reverse session, and forgets them.
+void remove_link(hub_self self, std::map<std::string, link_rec>::iterator i) {
   auto& st = self->state;
-  auto i = st.links.find(name);
-  if (i == st.links.end())
-    return fail(resp, 404, "no link '" + name + "'");
+  auto name = i->first;
   for (auto j = st.bridges.begin(); j != st.bridges.end();) {
     if (j->second.cfg.link == name) {
       stop_bridge(self, j->second);
@@ -301,11 +324,22 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
       ++j;
     }
   }
-  self->unlink_from(i->second.actor);
-  self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  if (i->second.actor) {
+    self->unlink_from(i->second.actor);
+    self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  }
+  if (i->second.reverse)
+    self->send_exit(i->second.reverse, caf::exit_reason::user_shutdown);
   publish_event(self, "link", "state", name, {{"state", "Closed"}});
   st.links.erase(i);
   FLOTILLA_LOG(notice, "federation: link " << name << " deleted");
+}
+
+void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
+  auto i = self->state.links.find(name);
+  if (i == self->state.links.end())
+    return fail(resp, 404, "no link '" + name + "'");
+  remove_link(self, i);
   resp.set_status(200);
 }
 
@@ -320,7 +354,8 @@ std::string bridge_name_of(const mg::Bridge& spec) {
 }
 
 void create_bridge(hub_self self, const std::string& vhost,
-                   const mg::Bridge& spec, mg::Response& resp) {
+                   const mg::Bridge& spec, mg::Response& resp,
+                   const config::key_filter& filter = {}) {
   auto& st = self->state;
   if (spec.durable())
     return fail(resp, 501, "durable routes are not implemented yet");
@@ -351,6 +386,7 @@ void create_bridge(hub_self self, const std::string& vhost,
                   + "' (the destination of the route)");
   cfg.credit = spec.credit() == 0 ? 100 : spec.credit();
   cfg.max_hops = spec.max_hops() == 0 ? default_max_hops : spec.max_hops();
+  cfg.filter = filter;
   auto i = st.bridges.find(cfg.name);
   if (i != st.bridges.end()) {
     auto& c = i->second.cfg;
@@ -465,6 +501,137 @@ std::string handle_management(hub_self self, const std::string& bytes,
   return out;
 }
 
+// -- connectors (config file) and duplex links
+// ---------------------------------
+
+/// Creates the routes of a connector, or of a peer's duplex offer, on
+/// `link`. A route that cannot be created (no such exchange) is logged and
+/// skipped: the other routes still work.
+void add_routes(hub_self self, const std::string& link,
+                const std::string& vhost,
+                const std::vector<std::string>& exchanges,
+                const std::vector<config::static_route>& statics,
+                const config::key_filter& filter, uint32_t max_hops,
+                uint32_t credit) {
+  auto add = [&](const std::string& exchange, const std::string* key) {
+    mg::Bridge b;
+    b.set_link(link);
+    b.set_source(exchange);
+    b.set_dynamic(key == nullptr);
+    if (key != nullptr)
+      b.set_key(*key);
+    b.set_credit(credit);
+    b.set_max_hops(max_hops);
+    mg::Response resp;
+    create_bridge(self, vhost, b, resp, filter);
+    if (resp.status() >= 300)
+      FLOTILLA_LOG(warning, "federation: link " << link << ": no route on "
+                                                << exchange << ": "
+                                                << resp.error());
+  };
+  for (auto& x : exchanges)
+    add(x, nullptr);
+  for (auto& r : statics)
+    add(r.exchange, &r.key);
+}
+
+void add_connector(hub_self self, const config::connector_spec& spec) {
+  mg::Link l;
+  l.set_name(spec.name);
+  l.set_host(spec.host);
+  l.set_port(spec.port);
+  l.set_user(spec.user);
+  l.set_password(spec.password);
+  mg::Response resp;
+  create_link(self, l, resp);
+  if (resp.status() >= 300) {
+    FLOTILLA_LOG(warning,
+                 "federation: connector " << spec.name << ": " << resp.error());
+    return;
+  }
+  self->state.links[spec.name].connector = spec;
+  add_routes(self, spec.name, spec.vhost, spec.exchanges, spec.statics,
+             spec.filter, spec.max_hops, spec.credit);
+}
+
+duplex_offer make_offer(const config::connector_spec& c, caf::actor session) {
+  duplex_offer o;
+  o.name = c.name;
+  o.vhost = c.vhost;
+  o.exchanges = c.exchanges;
+  for (auto& r : c.statics) {
+    o.static_exchanges.push_back(r.exchange);
+    o.static_keys.push_back(r.key);
+  }
+  o.include = c.filter.include;
+  o.exclude = c.filter.exclude;
+  o.max_hops = c.max_hops;
+  o.credit = c.credit;
+  o.session = std::move(session);
+  return o;
+}
+
+/// A duplex connector's link went up (or down): serve the peer's reverse
+/// bridges through a session of our own, and offer the routes.
+void update_reverse(hub_self self, link_rec& l, bool up) {
+  if (l.reverse) {
+    self->send_exit(l.reverse, caf::exit_reason::user_shutdown);
+    l.reverse = nullptr;
+  }
+  if (!up || !l.connector || !l.connector->duplex)
+    return;
+  std::string peer_id;
+  std::string peer_node;
+  {
+    std::lock_guard<std::mutex> guard{l.status->mtx};
+    peer_id = l.status->remote_id;
+    peer_node = l.status->remote_node;
+  }
+  auto& st = self->state;
+  l.reverse = spawn_session(self->system(), l.session, peer_id, peer_node,
+                            caf::actor_cast<caf::actor>(self), st.ctx);
+  self->link_to(l.reverse);
+  st.sessions.insert(l.reverse.address());
+  self->send(l.session, duplex_atom::value,
+             make_offer(*l.connector, l.reverse));
+}
+
+/// A peer's duplex connector: a link without an actor of its own (the
+/// peer's connection carries it), named "duplex:PEER/CONNECTOR", and its
+/// routes. It goes when `from` (our session of the peer's link) ends.
+void accept_duplex(hub_self self, const std::string& peer_id,
+                   const std::string& peer_node, duplex_offer& offer,
+                   const caf::actor& from) {
+  auto& st = self->state;
+  auto name = "duplex:" + peer_node + "/" + offer.name;
+  if (auto i = st.links.find(name); i != st.links.end())
+    remove_link(self, i);
+  if (offer.static_exchanges.size() != offer.static_keys.size()
+      || !offer.session)
+    return;
+  link_rec rec;
+  rec.cfg.name = name;
+  rec.status = std::make_shared<link_status>();
+  rec.status->state = link_state::operational;
+  rec.status->remote_id = peer_id;
+  rec.status->remote_node = peer_node;
+  rec.status->connects = 1;
+  rec.session = offer.session;
+  rec.duplex_of = from.address();
+  st.links.emplace(name, std::move(rec));
+  publish_event(self, "link", "state", name, {{"state", "Operational"}});
+  FLOTILLA_LOG(notice,
+               "federation: duplex link " << name << " from " << peer_node);
+  std::vector<config::static_route> statics;
+  for (size_t i = 0; i < offer.static_keys.size(); ++i)
+    statics.push_back({offer.static_exchanges[i], offer.static_keys[i]});
+  config::key_filter filter{offer.include, offer.exclude};
+  add_routes(self, name, offer.vhost.empty() ? "/" : offer.vhost,
+             offer.exchanges, statics, filter,
+             offer.max_hops == 0 ? default_max_hops : offer.max_hops,
+             offer.credit == 0 ? 100 : offer.credit);
+}
+
 caf::behavior hub_impl(hub_self self, context_ptr ctx) {
   self->state.ctx = std::move(ctx);
   self->delayed_send(self, recompute_interval, tick_atom::value);
@@ -487,8 +654,15 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx) {
       }
     // A session ends when its peer goes away; anything else from outside
     // (shutdown) stops the hub.
-    if (st.sessions.erase(msg.source) > 0)
+    if (st.sessions.erase(msg.source) > 0) {
+      for (auto i = st.links.begin(); i != st.links.end();) {
+        auto next = std::next(i);
+        if (i->second.duplex_of == msg.source)
+          remove_link(self, i);
+        i = next;
+      }
       return;
+    }
     self->quit(msg.reason);
   });
   return {
@@ -535,8 +709,16 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx) {
         else
           self->send(b.actor, link_down_atom::value);
       }
+      update_reverse(self, l, up);
       if (up)
         recompute(self);
+    },
+    [=](connector_atom, const config::connector_spec& spec) {
+      add_connector(self, spec);
+    },
+    [=](duplex_atom, const std::string& peer_id, const std::string& peer_node,
+        duplex_offer& offer, const caf::actor& from) {
+      accept_duplex(self, peer_id, peer_node, offer, from);
     },
     [=](export_atom, export_info& info) {
       auto id = info.id;

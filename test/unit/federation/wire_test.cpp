@@ -56,6 +56,10 @@ caf::behavior echo_impl(caf::event_based_actor* self, int /* unused */) {
     [](interest_atom, interest& in) {
       return static_cast<int32_t>(in.items.size());
     },
+    [](duplex_atom, duplex_offer& o) {
+      return o.name + "|" + o.static_keys.at(0) + "|" + o.exclude.at(0) + "|"
+             + std::to_string(o.max_hops) + (o.session ? "|session" : "");
+    },
   };
 }
 
@@ -113,6 +117,22 @@ TEST_SUITE("federation") {
         },
         [](caf::error& e) {
           FAIL("interest: " << to_string(e));
+        });
+    duplex_offer o;
+    o.name = "to-a";
+    o.exchanges = {"amq.direct"};
+    o.static_exchanges = {"amq.topic"};
+    o.static_keys = {"k.>"};
+    o.exclude = {"x.#"};
+    o.max_hops = 3;
+    o.session = caf::actor_cast<caf::actor>(self);
+    self->request(*remote, t, duplex_atom::value, o)
+      .receive(
+        [](std::string& r) {
+          CHECK(r == "to-a|k.>|x.#|3|session");
+        },
+        [](caf::error& e) {
+          FAIL("duplex: " << to_string(e));
         });
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
