@@ -155,6 +155,10 @@ int run(config::broker_options& opts) {
   fopts.maintenance_interval
     = std::chrono::seconds(opts.link_maintenance_interval);
   fopts.heartbeat_interval = std::chrono::seconds(opts.link_heartbeat_interval);
+  fopts.certificate = opts.fabric_certificate;
+  fopts.key = opts.fabric_key;
+  fopts.ca_file = opts.fabric_ca_file;
+  fopts.passphrase = opts.fabric_key_passphrase;
   if (auto why = federation::validate(fopts); !why.empty()) {
     std::fprintf(stderr, "flotillad: %s\n", why.c_str());
     return 2;

@@ -137,9 +137,17 @@ struct broker_options {
   /// Port of the inter-node fabric (CAF BASP) that federation links connect
   /// to; 0 picks a free port (flotillad prints it, management reports it).
   uint16_t fabric_port = 0;
-  /// Address the fabric binds to. Without TLS (not implemented yet) only
+  /// Address the fabric binds to. Without TLS (fabric_certificate) only
   /// loopback addresses are accepted.
   std::string fabric_interface = "127.0.0.1";
+  /// TLS on the fabric (caf::openssl): this broker's certificate (PEM),
+  /// its private key and the CA that signed every peer's certificate. All
+  /// three or none; with them every link and the fabric port use TLS with
+  /// mutual verification. `fabric_key_passphrase` unlocks an encrypted key.
+  std::string fabric_certificate;
+  std::string fabric_key;
+  std::string fabric_ca_file;
+  std::string fabric_key_passphrase;
   /// First delay before a link reconnects, in seconds; it doubles up to 64.
   uint32_t link_maintenance_interval = 2;
   /// Fabric heartbeat interval in seconds; a peer silent for four intervals

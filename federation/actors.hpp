@@ -142,6 +142,7 @@ struct federation_context {
   std::shared_ptr<dedup_window> seen = std::make_shared<dedup_window>();
   std::shared_ptr<origin_numbers> numbers = std::make_shared<origin_numbers>();
   std::chrono::milliseconds maintenance_interval{2000};
+  bool tls = false; ///< Links connect with caf::openssl.
 };
 using context_ptr = std::shared_ptr<const federation_context>;
 

@@ -1,9 +1,12 @@
 #include "federation/fabric.hpp"
 
+#include <unistd.h>
+
 #include <stdexcept>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/broker.hpp"
 #include "actors/events.hpp"
@@ -34,14 +37,34 @@ void configure(caf::actor_system_config& cfg, const fabric_settings& s) {
   cfg.set("middleman.connection-timeout",
           caf::timespan{std::chrono::duration_cast<caf::timespan>(
             s.heartbeat_interval * 4)});
+  if (s.tls()) {
+    // caf::openssl wraps BASP in TLS; with the CA file it verifies peers
+    // both ways (a peer without a certificate, or signed by another CA, is
+    // refused during the handshake).
+    cfg.load<caf::openssl::manager>();
+    cfg.set("openssl.certificate", s.certificate);
+    cfg.set("openssl.key", s.key);
+    cfg.set("openssl.cafile", s.ca_file);
+    if (!s.passphrase.empty())
+      cfg.set("openssl.passphrase", s.passphrase);
+  }
   add_wire_types(cfg);
 }
 
 std::string validate(const fabric_settings& s) {
-  if (!is_loopback(s.interface))
+  bool any = !s.certificate.empty() || !s.key.empty() || !s.ca_file.empty()
+             || !s.passphrase.empty();
+  if (any && (s.certificate.empty() || s.key.empty() || s.ca_file.empty()))
+    return "fabric TLS needs fabric-certificate, fabric-key and "
+           "fabric-ca-file together (without a certificate CAF would fall "
+           "back to anonymous ciphers)";
+  for (auto* f : {&s.certificate, &s.key, &s.ca_file})
+    if (!f->empty() && ::access(f->c_str(), R_OK) != 0)
+      return "cannot read fabric TLS file '" + *f + "'";
+  if (!s.tls() && !is_loopback(s.interface))
     return "fabric-interface '" + s.interface
-           + "': without TLS (not implemented yet) the fabric listens on "
-             "loopback addresses only";
+           + "': without TLS (fabric-certificate, fabric-key, fabric-ca-file) "
+             "the fabric listens on loopback addresses only";
   if (s.maintenance_interval.count() <= 0 || s.heartbeat_interval.count() <= 0)
     return "link-maintenance-interval and link-heartbeat-interval must be "
            "positive";
@@ -75,8 +98,11 @@ fabric::fabric(caf::actor_system& sys, fabric_settings s,
                std::shared_ptr<const config::user_db> users)
   : sys_(sys), settings_(std::move(s)), broker_id_(make_broker_id()) {
   gatekeeper_ = spawn_gatekeeper(sys_, std::move(users));
-  auto port = sys_.middleman().publish(gatekeeper_, settings_.port,
-                                       settings_.interface.c_str(), true);
+  auto port = settings_.tls()
+                ? caf::openssl::publish(gatekeeper_, settings_.port,
+                                        settings_.interface.c_str(), true)
+                : sys_.middleman().publish(gatekeeper_, settings_.port,
+                                           settings_.interface.c_str(), true);
   if (!port) {
     caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
     throw std::runtime_error(
@@ -96,6 +122,7 @@ void fabric::start(broker& node) {
   ctx->broker_id = broker_id_;
   ctx->node_name = node.limits().node_name;
   ctx->maintenance_interval = settings_.maintenance_interval;
+  ctx->tls = settings_.tls();
   hub_ = spawn_hub(sys_, std::move(ctx));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));
@@ -116,7 +143,13 @@ void fabric::stop() {
     hub_ = nullptr;
   }
   if (gatekeeper_) {
-    (void)sys_.middleman().unpublish(gatekeeper_, port_);
+    if (settings_.tls())
+      // caf/openssl/unpublish.hpp of 0.17.6 does not compile (it omits the
+      // actor address the manager's interface expects): ask directly.
+      caf::anon_send(sys_.openssl_manager().actor_handle(),
+                     caf::unpublish_atom::value, gatekeeper_.address(), port_);
+    else
+      (void)sys_.middleman().unpublish(gatekeeper_, port_);
     caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
     gatekeeper_ = nullptr;
   }

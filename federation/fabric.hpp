@@ -33,6 +33,16 @@ struct fabric_settings {
   std::chrono::milliseconds maintenance_interval{2000};
   /// BASP heartbeat interval; a peer silent for four intervals is down.
   std::chrono::milliseconds heartbeat_interval{5000};
+  /// TLS (caf::openssl): certificate, key and CA file (PEM), all or none.
+  std::string certificate;
+  std::string key;
+  std::string ca_file;
+  std::string passphrase;
+
+  /// True if the fabric uses TLS.
+  bool tls() const {
+    return !certificate.empty();
+  }
 };
 
 /// Prepares `cfg` for the fabric: loads CAF's middleman (BASP) with
@@ -40,8 +50,10 @@ struct fabric_settings {
 /// actor_system is constructed.
 void configure(caf::actor_system_config& cfg, const fabric_settings& s);
 
-/// Returns an error text if `s` cannot be used (e.g. a non-loopback
-/// interface without TLS), else an empty string.
+/// Returns an error text if `s` cannot be used (a non-loopback interface
+/// without TLS, an incomplete TLS setting, unreadable files), else an empty
+/// string. CAF's TLS without a certificate falls back to anonymous ciphers:
+/// that is why TLS needs all three files.
 std::string validate(const fabric_settings& s);
 
 /// The fabric endpoint of one broker: publishes the gatekeeper on the fabric

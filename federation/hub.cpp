@@ -35,6 +35,7 @@ struct link_rec {
   std::shared_ptr<link_status> status;
   caf::actor actor;
   caf::actor session; ///< Set while operational.
+  bool tls = false;
   /// Links of config-file connectors.
   std::optional<config::connector_spec> connector;
   /// Duplex connector: the session on this broker that serves the peer's
@@ -155,7 +156,7 @@ void fill(const link_rec& l, size_t bridges, mg::Link& out) {
   out.set_name(l.cfg.name);
   out.set_host(l.cfg.host);
   out.set_port(l.cfg.port);
-  out.set_transport(l.duplex_of ? "duplex" : "tcp");
+  out.set_transport(l.duplex_of ? "duplex" : l.tls ? "tls" : "tcp");
   out.set_user(l.cfg.user);
   out.set_bridges(static_cast<uint32_t>(bridges));
   std::lock_guard<std::mutex> guard{l.status->mtx};
@@ -273,10 +274,11 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
                 "port, see 'flotilla overview')");
   if (spec.durable())
     return fail(resp, 501, "durable links are not implemented yet");
-  if (!is_loopback(spec.host()))
+  if (!st.ctx->tls && !is_loopback(spec.host()))
     return fail(resp, 400,
                 "links without TLS are only allowed to loopback addresses "
-                "(TLS for the fabric is not implemented yet)");
+                "(give flotillad fabric-certificate, fabric-key and "
+                "fabric-ca-file)");
   auto name = spec.name().empty()
                 ? spec.host() + ":" + std::to_string(spec.port())
                 : spec.name();
@@ -301,6 +303,7 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   rec.cfg.port = static_cast<uint16_t>(spec.port());
   rec.cfg.user = spec.user();
   rec.cfg.password = spec.password();
+  rec.tls = st.ctx->tls;
   rec.status = std::make_shared<link_status>();
   rec.actor = spawn_link(self->system(), rec.cfg, rec.status,
                          caf::actor_cast<caf::actor>(self), st.ctx);

@@ -64,7 +64,7 @@ TEST_SUITE("federation") {
     CHECK_FALSE(check_key_pattern("a b").empty());
   }
 
-  TEST_CASE("a key filter includes, then excludes") {
+  TEST_CASE("a key filter includes then excludes") {
     key_filter f;
     CHECK(f.empty());
     CHECK(f.allows("anything"));
