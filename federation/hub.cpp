@@ -78,8 +78,8 @@ void publish_event(hub_self self, const std::string& kind,
 }
 
 /// The binding keys of local consumers on `exchange` (not the queues of
-/// exports, which carry interest that came from elsewhere, and not the
-/// management agents).
+/// exports, which carry interest that came from elsewhere; of the management
+/// agent's bindings only its node name).
 std::vector<std::string> local_keys(hub_self self, const std::string& vhost,
                                     const std::string& exchange) {
   std::vector<std::string> out;
@@ -90,10 +90,16 @@ std::vector<std::string> local_keys(hub_self self, const std::string& vhost,
   if (!x)
     return out;
   std::string prefix = export_queue_prefix;
+  auto& node_name = self->state.ctx->node_name;
   for (auto& b : x->bindings()) {
-    if (!b.dest.to_exchange
-        && (b.dest.name.empty()
-            || b.dest.name.compare(0, prefix.size(), prefix) == 0))
+    // The management agent's node-name binding is interest like any other
+    // (requests addressed to this broker by name cross routes on
+    // qmf.default.direct); its "broker" binding is not.
+    bool agent = !b.dest.to_exchange && b.dest.name.empty();
+    if (agent && (b.key != node_name || b.key == "broker"))
+      continue;
+    if (!b.dest.to_exchange && !agent
+        && b.dest.name.compare(0, prefix.size(), prefix) == 0)
       continue;
     out.push_back(b.key);
   }

@@ -165,6 +165,15 @@ void finish(const call_ptr& c) {
   headers.set("status",
               pr::field_value{static_cast<int32_t>(c->resp.status())});
   props.headers = std::move(headers);
+  // Qpid's "EXCHANGE/KEY" reply address, for requesters on another broker:
+  // the reply crosses back over a route on that exchange.
+  auto slash = c->reply_to.find('/');
+  if (slash != std::string::npos && slash > 0
+      && st.home->table->find_exchange(c->reply_to.substr(0, slash))) {
+    publish(c->self, *st.home, c->reply_to.substr(0, slash),
+            c->reply_to.substr(slash + 1), std::move(props), std::move(body));
+    return;
+  }
   publish(c->self, *st.home, "", c->reply_to, std::move(props),
           std::move(body));
 }

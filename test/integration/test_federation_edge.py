@@ -175,3 +175,41 @@ def test_tls_options_are_checked(tmp_path):
     p = run("--fabric-certificate", tmp_path / "nope.pem", "--fabric-key", cert[1],
             "--fabric-ca-file", ca[0])
     assert p.returncode == 2 and "cannot read" in p.stderr, p.stderr
+
+
+# -- federated management ---------------------------------------------------------------------
+
+
+def test_management_request_crosses_routes(make_broker, wait_until):
+    a = make_broker(args=["--name", "a"])
+    b = make_broker(args=["--name", "b"])
+    for x in ("qmf.default.direct", "qmf.default.topic"):
+        cli("route", "dynamic", "add", addr(a), addr(b), x)
+        cli("route", "dynamic", "add", addr(b), addr(a), x)
+    # A's node name is interest on B's qmf.default.direct: requests to "a"
+    # sent to B cross to A, and the reply comes back to the requester on B.
+    wait_until(lambda: "a" in [k for x in bridges(b) if x["direction"] == "out"
+                               for k in x.get("keys", [])], 10)
+    aconn, ach = channel(a)
+    ach.queue_declare("only-on-a")
+    b_url = "amqp://guest:guest@127.0.0.1:%d/" % b.port
+    over = cli("-b", b_url, "--node", "a", "--json", "overview").stdout
+    assert '"node": "a"' in over, over
+    text = cli("-b", b_url, "--node", "a", "list", "queue").stdout
+    assert "only-on-a" in text
+    assert "only-on-a" not in cli("-b", b_url, "list", "queue").stdout
+    # Events of A show on B's qmf.default.topic.
+    bconn, bch = channel(b)
+    q = bch.queue_declare("", exclusive=True).method.queue
+    bch.queue_bind(q, "qmf.default.topic", "queue.#")
+    wait_until(lambda: "queue.#" in [k for x in bridges(a) if x["direction"] == "out"
+                                     for k in x.get("keys", [])], 10)
+    ach.queue_declare("new-on-a")
+    events = []
+    wait_until(lambda: events.extend(drain(bch, q)) or any(
+        "new-on-a" in body for body, _ in events), 10)
+    # A name nobody has: a clear error, not a hang.
+    p = cli("-b", b_url, "--node", "nobody", "-t", "2", "overview", check=None)
+    assert p.returncode != 0 and "nobody" in p.stderr, p.stderr
+    aconn.close()
+    bconn.close()
