@@ -10,6 +10,7 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 
@@ -29,6 +30,10 @@ const char* help_text = R"(Usage:
   flotilla link add DEST SRC          link DEST to SRC (DEST pulls from SRC)
   flotilla link del DEST SRC          delete the link and its routes
   flotilla link list DEST             links of DEST and their state
+  flotilla link test DEST SRC [--ttl N]
+                                      check, creating nothing, that DEST
+                                      can link to SRC: management of both,
+                                      fabric connection (TLS), login, hops
   flotilla route add DEST SRC EXCHANGE KEY [--ack N] [--ttl N]
                                       static route: SRC's EXCHANGE, bound
                                       with KEY, into DEST's EXCHANGE
@@ -244,9 +249,125 @@ void drop_unused_link(conn& dest, const std::string& link) {
   dest.call(del, true);
 }
 
+/// Prints one check of 'link test'.
+void print_check(const std::string& what, bool ok, const std::string& detail) {
+  std::cout << "  " << what << " ... " << (ok ? "ok" : "FAILED")
+            << (detail.empty() ? "" : ": " + detail) << "\n";
+}
+
+/// Returns the longest chain of links upstream of `start` (0: none), found
+/// as route map does, with `user` credentials.
+size_t upstream_depth(const std::string& start, const std::string& user,
+                      int timeout) {
+  std::map<std::string, size_t> depth{{start, 0}};
+  std::deque<std::string> todo{start};
+  size_t deepest = 0;
+  while (!todo.empty()) {
+    auto addr = todo.front();
+    todo.pop_front();
+    try {
+      conn c{user + addr, timeout};
+      for (auto& o : c.list(mg::BRIDGE)) {
+        auto& b = o.bridge();
+        if (b.direction() != "in" || depth.count(b.link()) > 0)
+          continue;
+        depth[b.link()] = depth[addr] + 1;
+        deepest = std::max(deepest, depth[b.link()]);
+        todo.push_back(b.link());
+      }
+    } catch (const std::exception&) {
+      // Unreachable upstream brokers do not count.
+    } catch (const broker_error&) {
+    }
+  }
+  return deepest;
+}
+
+/// flotilla link test DEST SRC [--ttl N]: what 'link add' and 'route add'
+/// would need, checked before anything is created. Returns 0 if all pass.
+int cmd_link_test(const parsed& p, int timeout) {
+  auto ttl = number(p, "--ttl");
+  if (ttl == 0)
+    ttl = 16;
+  std::cout << "Testing a link from " << p.pos[0] << " to " << p.pos[1]
+            << ":\n";
+  std::unique_ptr<conn> src;
+  mg::Broker sb;
+  try {
+    src = std::make_unique<conn>(p.pos[1], timeout);
+    mg::Request ov;
+    ov.set_method(mg::OVERVIEW);
+    sb = src->call(ov).overview().broker();
+    if (sb.fabric_port() == 0)
+      throw broker_error{503, "reports no fabric port"};
+    print_check("management lookup of SRC " + src->address(), true,
+                "fabric port " + std::to_string(sb.fabric_port()) + ", node "
+                  + sb.node());
+  } catch (const std::exception& e) {
+    print_check("management lookup of SRC", false, e.what());
+    return 1;
+  } catch (const broker_error& e) {
+    print_check("management lookup of SRC", false, e.text);
+    return 1;
+  }
+  std::unique_ptr<conn> dest;
+  try {
+    dest = std::make_unique<conn>(p.pos[0], timeout);
+    mg::Request ov;
+    ov.set_method(mg::OVERVIEW);
+    auto db = dest->call(ov).overview().broker();
+    if (!db.federation_id().empty() && db.federation_id() == sb.federation_id())
+      throw broker_error{400, "DEST and SRC are the same broker"};
+    print_check("management of DEST " + dest->address(), true, "");
+  } catch (const std::exception& e) {
+    print_check("management of DEST", false, e.what());
+    return 1;
+  } catch (const broker_error& e) {
+    print_check("management of DEST", false, e.text);
+    return 1;
+  }
+  mg::Request req;
+  req.set_method(mg::TEST);
+  req.set_kind(mg::LINK);
+  auto& l = *req.mutable_link();
+  l.set_name(src->address());
+  auto host = sb.fabric_interface();
+  if (host.empty() || host == "0.0.0.0" || host == "::")
+    host = src->url().host;
+  l.set_host(host);
+  l.set_port(sb.fabric_port());
+  l.set_user(src->url().user);
+  l.set_password(src->url().password);
+  auto r = dest->call(req, true);
+  if (r.status() >= 400 || r.objects_size() == 0) {
+    print_check("fabric connection from DEST", false, r.error());
+    return 1;
+  }
+  auto& t = r.objects(0).link();
+  auto err = t.last_error();
+  bool fabric_ok = err.compare(0, 7, "fabric:") != 0;
+  print_check("fabric connection from DEST to " + host + ":"
+                + std::to_string(sb.fabric_port()) + " (" + t.transport() + ")",
+              fabric_ok, fabric_ok ? "" : err.substr(8));
+  if (!fabric_ok)
+    return 1;
+  bool login_ok = t.state() == "Operational";
+  print_check("login to SRC as '" + src->url().user + "'", login_ok,
+              login_ok ? "" : err.substr(err.find(':') + 2));
+  if (!login_ok)
+    return 1;
+  auto user = src->url().user + "/" + src->url().password + "@";
+  auto depth = upstream_depth(src->address(), user, timeout);
+  bool hops_ok = depth + 1 <= ttl;
+  print_check("hop limit " + std::to_string(ttl), hops_ok,
+              "brokers up to " + std::to_string(depth + 1)
+                + " hops away would send through this route");
+  return hops_ok ? 0 : 1;
+}
+
 int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   if (args.size() < 2)
-    throw usage_error{"link needs add, del or list"};
+    throw usage_error{"link needs add, del, list or test"};
   auto& op = args[1];
   auto p = split(args, 2);
   if (op == "list") {
@@ -274,6 +395,8 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   }
   if (p.pos.size() != 2)
     throw usage_error{"link " + op + " needs DEST and SRC"};
+  if (op == "test")
+    return cmd_link_test(p, timeout);
   conn dest{p.pos[0], timeout};
   if (op == "add") {
     conn src{p.pos[1], timeout};
@@ -292,7 +415,7 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
     dest.call(req);
     return 0;
   }
-  throw usage_error{"link takes add, del or list, not '" + op + "'"};
+  throw usage_error{"link takes add, del, list or test, not '" + op + "'"};
 }
 
 void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,

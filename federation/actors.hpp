@@ -146,6 +146,13 @@ struct federation_context {
 };
 using context_ptr = std::shared_ptr<const federation_context>;
 
+/// Returns why connecting the fabric to `where` failed with `e`, and sets
+/// `handshake` if the peer hung up during the (TLS) handshake: wrong CA, no
+/// certificate, or TLS on one side only (retrying soon does not help).
+std::string connect_error_text(caf::actor_system& sys, const caf::error& e,
+                               const std::string& where, bool tls,
+                               bool& handshake);
+
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users);
 caf::actor spawn_hub(caf::actor_system& sys, context_ptr ctx);

@@ -14,6 +14,8 @@
 #include <set>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/broker.hpp"
@@ -29,6 +31,8 @@ namespace {
 namespace mg = flotilla::management;
 
 constexpr auto recompute_interval = std::chrono::seconds(2);
+/// Each step of a link test (the agent waits 10 s for the whole answer).
+constexpr auto test_step_timeout = std::chrono::seconds(4);
 
 struct link_rec {
   link_config cfg;
@@ -510,6 +514,95 @@ std::string handle_management(hub_self self, const std::string& bytes,
   return out;
 }
 
+// -- link test
+// ------------------------------------------------------------------
+
+/// Stands in for a link during a test: the source's session monitors it and
+/// ends when it quits. (The argument: CAF 0.17 trips UBSan on function
+/// actors spawned without arguments.)
+caf::behavior test_link_stand_in(caf::event_based_actor*, int /* unused */) {
+  return {[](int) {}};
+}
+
+/// Connects to the fabric port of `spec` and logs in once, as a link would,
+/// creating nothing here. Delivers a Response whose link has state
+/// Operational (with the remote's name and id) or Failed with last_error
+/// "fabric: ..." (no connection, TLS) or "login: ..." (credentials).
+void test_link(hub_self self, const mg::Link& spec, caf::response_promise rp) {
+  auto reply = [rp](mg::Response resp) mutable {
+    std::string out;
+    resp.SerializeToString(&out);
+    rp.deliver(std::move(out));
+  };
+  auto& st = self->state;
+  mg::Response resp;
+  if (spec.host().empty() || spec.port() == 0 || spec.port() > 65535) {
+    fail(resp, 400, "a link test needs host and port (the remote fabric port)");
+    return reply(std::move(resp));
+  }
+  resp.set_status(200);
+  auto& l = *resp.add_objects()->mutable_link();
+  l.set_name(spec.name());
+  l.set_host(spec.host());
+  l.set_port(spec.port());
+  l.set_user(spec.user());
+  l.set_transport(st.ctx->tls ? "tls" : "tcp");
+  auto failed = [reply, resp](std::string why) mutable {
+    auto& l = *resp.mutable_objects(0)->mutable_link();
+    l.set_state(to_string(link_state::failed));
+    l.set_last_error(std::move(why));
+    reply(std::move(resp));
+  };
+  if (!st.ctx->tls && !is_loopback(spec.host()))
+    return failed("fabric: links without TLS are only allowed to loopback "
+                  "addresses");
+  auto where = spec.host() + ":" + std::to_string(spec.port());
+  auto mm = st.ctx->tls ? self->system().openssl_manager().actor_handle()
+                        : self->system().middleman().actor_handle();
+  self
+    ->request(mm, test_step_timeout, caf::connect_atom::value, spec.host(),
+              static_cast<uint16_t>(spec.port()))
+    .then(
+      [=](caf::node_id&, caf::strong_actor_ptr& gk,
+          std::set<std::string>&) mutable {
+        if (!gk)
+          return failed("fabric: no gatekeeper at " + where);
+        auto stand_in = self->spawn(test_link_stand_in, 0);
+        hello h;
+        h.user = spec.user();
+        h.password = spec.password();
+        h.broker_id = self->state.ctx->broker_id;
+        h.node_name = self->state.ctx->node_name;
+        h.link = stand_in;
+        self
+          ->request(caf::actor_cast<caf::actor>(gk), test_step_timeout,
+                    hello_atom::value, std::move(h))
+          .then(
+            [=](welcome& w) mutable {
+              self->send_exit(stand_in, caf::exit_reason::user_shutdown);
+              if (!w.ok)
+                return failed("login: " + w.error);
+              auto ok = resp;
+              auto& l = *ok.mutable_objects(0)->mutable_link();
+              l.set_state(to_string(link_state::operational));
+              l.set_remote_node(w.node_name);
+              l.set_remote_id(w.broker_id);
+              reply(std::move(ok));
+            },
+            [=](caf::error& e) mutable {
+              self->send_exit(stand_in, caf::exit_reason::user_shutdown);
+              failed("login: no answer from " + where + ": "
+                     + self->system().render(e));
+            });
+      },
+      [=](caf::error& e) mutable {
+        bool handshake = false;
+        failed("fabric: "
+               + connect_error_text(self->system(), e, where,
+                                    self->state.ctx->tls, handshake));
+      });
+}
+
 // -- connectors (config file) and duplex links
 // ---------------------------------
 
@@ -751,7 +844,15 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx) {
       recompute(self);
       self->delayed_send(self, recompute_interval, tick_atom::value);
     },
-    [=](fed_mgmt_atom, const std::string& bytes, const std::string& vhost) {
+    [=](fed_mgmt_atom, const std::string& bytes,
+        const std::string& vhost) -> caf::result<std::string> {
+      mg::Request req;
+      if (req.ParseFromString(bytes) && req.kind() == mg::LINK
+          && req.method() == mg::TEST) {
+        auto rp = self->make_response_promise();
+        test_link(self, req.link(), rp);
+        return rp;
+      }
       return handle_management(self, bytes, vhost);
     },
   };

@@ -44,6 +44,22 @@ const char* to_string(link_state x) {
   }
 }
 
+std::string connect_error_text(caf::actor_system& sys, const caf::error& e,
+                               const std::string& where, bool tls,
+                               bool& handshake) {
+  handshake = e == caf::sec::disconnect_during_handshake;
+  if (!handshake)
+    return "cannot connect to " + where + ": " + sys.render(e);
+  // The peer hung up during the handshake: with TLS, its CA did not sign
+  // our certificate (or ours did not sign its), or only one side uses TLS.
+  return "fabric handshake with " + where + " failed"
+         + (tls ? " (TLS: the peer's certificate is not signed by our "
+                  "fabric-ca-file, ours not by its CA, or the peer has no "
+                  "TLS)"
+                : " (the peer may require TLS)")
+         + ": " + sys.render(e);
+}
+
 namespace {
 
 constexpr auto attempt_timeout = std::chrono::seconds(10);
@@ -166,22 +182,16 @@ void attempt(link_self self) {
         if (id != st.attempt)
           return;
         auto where = st.cfg.host + ":" + std::to_string(st.cfg.port);
-        if (e == caf::sec::disconnect_during_handshake) {
-          // The peer hung up during the handshake: with TLS, its CA did not
-          // sign our certificate (or ours did not sign its), or only one
-          // side uses TLS. Retrying soon would not help: Failed, longest
-          // delay, as a refused login.
-          schedule(self, longest_delay, link_state::failed,
-                   "fabric handshake with " + where + " failed"
-                     + (st.ctx->tls ? " (TLS: the peer's certificate is not "
-                                      "signed by our fabric-ca-file, ours "
-                                      "not by its CA, or the peer has no TLS)"
-                                    : " (the peer may require TLS)")
-                     + ": " + self->system().render(e));
+        bool handshake = false;
+        auto text = connect_error_text(self->system(), e, where, st.ctx->tls,
+                                       handshake);
+        if (handshake) {
+          // Retrying soon would not help: Failed, longest delay, as a
+          // refused login.
+          schedule(self, longest_delay, link_state::failed, text);
           return;
         }
-        failed_attempt(self, "cannot connect to " + where + ": "
-                               + self->system().render(e));
+        failed_attempt(self, text);
       });
 }
 

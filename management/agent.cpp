@@ -1582,7 +1582,9 @@ void health(const call_ptr& c) {
 // -------------------------------------------------------------------------
 
 bool is_change(Method m) {
-  return m == CREATE || m == DELETE || m == PURGE || m == CLOSE_CONNECTION;
+  // TEST opens a fabric connection with the given credentials: as a change.
+  return m == CREATE || m == DELETE || m == PURGE || m == CLOSE_CONNECTION
+         || m == TEST;
 }
 
 /// Checks who may run `c->req` and runs it. `user_id` is the validated
@@ -1640,11 +1642,15 @@ void authorize_and_run(const call_ptr& c,
       return close_connection(c);
     case PEEK:
       return peek(c);
+    case TEST:
+      if (c->req.kind() != LINK)
+        return fail(c, 400, "test takes kind link");
+      return ask_federation(c);
     default:
       return fail(c, 400,
                   "missing or unknown method; expected overview, health, "
-                  "list, get, create, delete, purge, close_connection or "
-                  "peek");
+                  "list, get, create, delete, purge, close_connection, "
+                  "peek or test");
   }
 }
 

@@ -213,3 +213,31 @@ def test_management_request_crosses_routes(make_broker, wait_until):
     assert p.returncode != 0 and "nobody" in p.stderr, p.stderr
     aconn.close()
     bconn.close()
+
+
+# -- flotilla link test -------------------------------------------------------------------------
+
+
+def test_link_test(make_broker, tmp_path, wait_until):
+    a = make_broker(args=["--name", "a"])
+    b = make_broker(args=["--name", "b"])
+    out = cli("link", "test", addr(b), addr(a)).stdout
+    assert out.count(" ... ok") == 5 and "FAILED" not in out, out
+    assert "(tcp)" in out
+    assert links(b) == {}  # nothing was created
+    # A chain x -> a: a route b <- a with --ttl 1 would drop x's messages.
+    x = make_broker(args=["--name", "x"])
+    cli("route", "add", addr(a), addr(x), "amq.direct", "k")
+    p = cli("link", "test", addr(b), addr(a), "--ttl", "1", check=None)
+    assert p.returncode == 1 and "hop limit 1 ... FAILED" in p.stdout, p.stdout
+    assert cli("link", "test", addr(b), addr(a), "--ttl", "2").returncode == 0
+    # TLS on the source only: the fabric check fails, clearly.
+    ca = make_ca(tmp_path, "ca")
+    t = make_broker(args=["--name", "t"] + tls_args(make_cert(tmp_path, ca, "t"), ca))
+    p = cli("link", "test", addr(b), addr(t), check=None)
+    assert p.returncode == 1 and "fabric connection" in p.stdout, p.stdout
+    assert "FAILED: fabric handshake" in p.stdout, p.stdout
+    # A source that is not there.
+    port = free_port()
+    p = cli("link", "test", addr(b), "127.0.0.1:%d" % port, check=None)
+    assert p.returncode == 1 and "management lookup of SRC ... FAILED" in p.stdout, p.stdout
