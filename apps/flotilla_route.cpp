@@ -267,17 +267,19 @@ size_t upstream_depth(const std::string& start, const std::string& user,
     todo.pop_front();
     try {
       conn c{user + addr, timeout};
+      deepest = std::max(deepest, depth[addr]);
       for (auto& o : c.list(mg::BRIDGE)) {
         auto& b = o.bridge();
         if (b.direction() != "in" || depth.count(b.link()) > 0)
           continue;
         depth[b.link()] = depth[addr] + 1;
-        deepest = std::max(deepest, depth[b.link()]);
         todo.push_back(b.link());
       }
     } catch (const std::exception&) {
-      // Unreachable upstream brokers do not count.
+      // Unreachable upstream brokers do not count, nor links not named by
+      // an AMQP address (connectors, duplex links).
     } catch (const broker_error&) {
+    } catch (const usage_error&) {
     }
   }
   return deepest;
@@ -461,6 +463,9 @@ int cmd_map(conn& start, const std::string& first, int timeout) {
     } catch (const std::exception& e) {
       std::cout << "Failed: " << e.what() << "\n";
     } catch (const broker_error& e) {
+      std::cout << "Failed: " << e.text << "\n";
+    } catch (const usage_error& e) {
+      // Links of connectors are named, not addressed.
       std::cout << "Failed: " << e.text << "\n";
     }
   }
