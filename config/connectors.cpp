@@ -133,6 +133,10 @@ std::string parse_field(std::string_view key, std::string_view value,
   } else if (key == "duplex") {
     if (!parse_yes_no(value, out.duplex))
       return bad("expected yes or no");
+  } else if (key == "remote-name") {
+    if (value.empty() || value.size() > 255)
+      return bad("expected a name of 1-255 bytes");
+    out.remote_name = std::string(value);
   } else if (key == "max-hops") {
     if (!parse_number(value, 1, 255, out.max_hops))
       return bad("expected an integer 1-255");
@@ -142,7 +146,8 @@ std::string parse_field(std::string_view key, std::string_view value,
   } else {
     return "unknown connector field '" + std::string(key)
            + "' (expected name, address, user, password, vhost, exchange, "
-             "static, include, exclude, duplex, max-hops or credit)";
+             "static, include, exclude, duplex, remote-name, max-hops or "
+             "credit)";
   }
   return {};
 }

@@ -61,6 +61,10 @@ struct connector_spec {
   /// The remote broker also pulls from this one over the same connection
   /// (the same exchanges, keys and filter).
   bool duplex = false;
+  /// Duplex: the name the remote gives its end of the link (default
+  /// "duplex:NODE/NAME"); e.g. this broker's AMQP address, so that
+  /// `flotilla route map` can follow it.
+  std::string remote_name;
   uint32_t max_hops = 16;
   uint32_t credit = 100;
 };
@@ -72,7 +76,8 @@ struct connector_spec {
 /// Fields: name, address (`[user/password@]host:port`, the remote fabric
 /// port), user, password, vhost, exchange (repeatable, or a comma list),
 /// static (`EXCHANGE/KEY`, repeatable), include, exclude (repeatable, or
-/// comma lists), duplex (yes/no), max-hops (1-255), credit (1-65535).
+/// comma lists), duplex (yes/no), remote-name, max-hops (1-255), credit
+/// (1-65535).
 /// Returns an empty string on success, else the reason (without file and
 /// line; the option parser adds them). Never throws.
 std::string parse_connector(std::string_view text, connector_spec& out);

@@ -670,6 +670,7 @@ duplex_offer make_offer(const config::connector_spec& c, caf::actor session) {
   o.max_hops = c.max_hops;
   o.credit = c.credit;
   o.session = std::move(session);
+  o.remote_name = c.remote_name;
   return o;
 }
 
@@ -705,9 +706,19 @@ void accept_duplex(hub_self self, const std::string& peer_id,
                    const std::string& peer_node, duplex_offer& offer,
                    const caf::actor& from) {
   auto& st = self->state;
-  auto name = "duplex:" + peer_node + "/" + offer.name;
-  if (auto i = st.links.find(name); i != st.links.end())
+  auto name = offer.remote_name.empty()
+                ? "duplex:" + peer_node + "/" + offer.name
+                : offer.remote_name;
+  if (auto i = st.links.find(name); i != st.links.end()) {
+    if (!i->second.duplex_of) {
+      // Never replace a link of our own by a peer's duplex link.
+      FLOTILLA_LOG(warning, "federation: duplex link from "
+                              << peer_node << " refused: a link named " << name
+                              << " exists");
+      return;
+    }
     remove_link(self, i);
+  }
   if (offer.static_exchanges.size() != offer.static_keys.size()
       || !offer.session)
     return;

@@ -120,13 +120,14 @@ struct duplex_offer {
   uint32_t max_hops = 0;
   uint32_t credit = 0;
   caf::actor session;
+  std::string remote_name; ///< The link's name there; empty: the default.
 };
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, duplex_offer& x) {
   return f(caf::meta::type_name("flotilla.fed.duplex_offer"), x.name, x.vhost,
            x.exchanges, x.static_exchanges, x.static_keys, x.include, x.exclude,
-           x.max_hops, x.credit, x.session);
+           x.max_hops, x.credit, x.session, x.remote_name);
 }
 
 template<class Inspector>

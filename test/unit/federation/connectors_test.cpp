@@ -88,7 +88,7 @@ TEST_SUITE("federation") {
       "name=to-a address=fed/s3cret@127.0.0.1:7001 exchange=amq.direct,x "
       "exchange=amq.topic static=amq.topic/alerts.critical "
       "include=mcollective.>,*.orders,alerts.# exclude=secret.orders "
-      "duplex=yes max-hops=4 credit=50 vhost=v1",
+      "duplex=yes max-hops=4 credit=50 vhost=v1 remote-name=10.0.0.2:5672",
       c);
     REQUIRE_MESSAGE(err.empty(), err);
     CHECK(c.name == "to-a");
@@ -107,6 +107,7 @@ TEST_SUITE("federation") {
     CHECK(c.duplex);
     CHECK(c.max_hops == 4);
     CHECK(c.credit == 50);
+    CHECK(c.remote_name == "10.0.0.2:5672");
   }
 
   TEST_CASE("connector defaults") {
