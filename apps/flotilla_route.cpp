@@ -285,6 +285,24 @@ size_t upstream_depth(const std::string& start, const std::string& user,
   return deepest;
 }
 
+/// Connects to `address` and reads its overview into `out`; prints the
+/// check `what` as FAILED and returns nullptr if that does not work.
+std::unique_ptr<conn> overview_of(const std::string& address, int timeout,
+                                  const std::string& what, mg::Broker& out) {
+  try {
+    auto c = std::make_unique<conn>(address, timeout);
+    mg::Request ov;
+    ov.set_method(mg::OVERVIEW);
+    out = c->call(ov).overview().broker();
+    return c;
+  } catch (const std::exception& e) {
+    print_check(what, false, e.what());
+  } catch (const broker_error& e) {
+    print_check(what, false, e.text);
+  }
+  return nullptr;
+}
+
 /// flotilla link test DEST SRC [--ttl N]: what 'link add' and 'route add'
 /// would need, checked before anything is created. Returns 0 if all pass.
 int cmd_link_test(const parsed& p, int timeout) {
@@ -293,41 +311,28 @@ int cmd_link_test(const parsed& p, int timeout) {
     ttl = 16;
   std::cout << "Testing a link from " << p.pos[0] << " to " << p.pos[1]
             << ":\n";
-  std::unique_ptr<conn> src;
   mg::Broker sb;
-  try {
-    src = std::make_unique<conn>(p.pos[1], timeout);
-    mg::Request ov;
-    ov.set_method(mg::OVERVIEW);
-    sb = src->call(ov).overview().broker();
-    if (sb.fabric_port() == 0)
-      throw broker_error{503, "reports no fabric port"};
-    print_check("management lookup of SRC " + src->address(), true,
-                "fabric port " + std::to_string(sb.fabric_port()) + ", node "
-                  + sb.node());
-  } catch (const std::exception& e) {
-    print_check("management lookup of SRC", false, e.what());
+  auto src = overview_of(p.pos[1], timeout, "management lookup of SRC", sb);
+  if (!src)
     return 1;
-  } catch (const broker_error& e) {
-    print_check("management lookup of SRC", false, e.text);
+  if (sb.fabric_port() == 0) {
+    print_check("management lookup of SRC", false,
+                src->address() + " reports no fabric port");
     return 1;
   }
-  std::unique_ptr<conn> dest;
-  try {
-    dest = std::make_unique<conn>(p.pos[0], timeout);
-    mg::Request ov;
-    ov.set_method(mg::OVERVIEW);
-    auto db = dest->call(ov).overview().broker();
-    if (!db.federation_id().empty() && db.federation_id() == sb.federation_id())
-      throw broker_error{400, "DEST and SRC are the same broker"};
-    print_check("management of DEST " + dest->address(), true, "");
-  } catch (const std::exception& e) {
-    print_check("management of DEST", false, e.what());
+  print_check("management lookup of SRC " + src->address(), true,
+              "fabric port " + std::to_string(sb.fabric_port()) + ", node "
+                + sb.node());
+  mg::Broker db;
+  auto dest = overview_of(p.pos[0], timeout, "management of DEST", db);
+  if (!dest)
     return 1;
-  } catch (const broker_error& e) {
-    print_check("management of DEST", false, e.text);
+  if (!db.federation_id().empty() && db.federation_id() == sb.federation_id()) {
+    print_check("management of DEST", false,
+                "DEST and SRC are the same broker");
     return 1;
   }
+  print_check("management of DEST " + dest->address(), true, "");
   mg::Request req;
   req.set_method(mg::TEST);
   req.set_kind(mg::LINK);

@@ -71,19 +71,6 @@ bool parse_uint(std::string_view text, uint64_t lo, uint64_t hi,
   return true;
 }
 
-bool parse_bool(std::string_view text, bool& out) {
-  auto t = lower(text);
-  if (t == "yes" || t == "true" || t == "1" || t == "on") {
-    out = true;
-    return true;
-  }
-  if (t == "no" || t == "false" || t == "0" || t == "off") {
-    out = false;
-    return true;
-  }
-  return false;
-}
-
 // -- the schema ---------------------------------------------------------------
 
 // Where an option may appear.
@@ -134,7 +121,7 @@ void show_uint(const broker_options& o, std::vector<std::string>& out) {
 template<bool broker_options::*Member>
 bool apply_bool(broker_options& o, std::string_view text,
                 std::string& expected) {
-  if (!parse_bool(text, o.*Member)) {
+  if (!parse_yes_no(text, o.*Member)) {
     expected = "expected yes or no";
     return false;
   }
@@ -766,6 +753,19 @@ broker_options::broker_options()
   : worker_threads(std::max(1u, std::thread::hardware_concurrency())),
     name(default_name()) {
   // nop
+}
+
+bool parse_yes_no(std::string_view text, bool& out) {
+  auto t = lower(text);
+  if (t == "yes" || t == "true" || t == "1" || t == "on") {
+    out = true;
+    return true;
+  }
+  if (t == "no" || t == "false" || t == "0" || t == "off") {
+    out = false;
+    return true;
+  }
+  return false;
 }
 
 bool parse_log_enable(std::string_view text, log_level& out) {

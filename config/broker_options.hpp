@@ -208,6 +208,10 @@ std::string describe(const broker_options& opts);
 /// Returns false (leaving `out` alone) if `text` is not of that form.
 bool parse_log_enable(std::string_view text, log_level& out);
 
+/// Parses a flag value: yes/no, true/false, on/off, 1/0, case-insensitive.
+/// Returns false (leaving `out` alone) on anything else.
+bool parse_yes_no(std::string_view text, bool& out);
+
 /// Parses a byte count: an integer with an optional unit, decimal (kB, MB,
 /// GB, TB) or binary (KiB, MiB, GiB, TiB), case-insensitive, as in "50MB"
 /// or "512MiB". Returns false (leaving `out` alone) on anything else or on

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "config/broker_options.hpp"
 #include "protocol/matching.hpp"
 
 namespace flotilla::config {
@@ -79,18 +80,6 @@ std::string add_patterns(std::string_view field, std::string_view value,
     out.emplace_back(p);
   }
   return {};
-}
-
-bool parse_yes_no(std::string_view text, bool& out) {
-  if (text == "yes" || text == "true" || text == "on" || text == "1") {
-    out = true;
-    return true;
-  }
-  if (text == "no" || text == "false" || text == "off" || text == "0") {
-    out = false;
-    return true;
-  }
-  return false;
 }
 
 std::string parse_field(std::string_view key, std::string_view value,
