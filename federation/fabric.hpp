@@ -23,7 +23,7 @@ namespace flotilla::federation {
 
 /// Options of the fabric (flotillad --fabric-*, --link-*).
 struct fabric_settings {
-  /// Address the fabric listens on. Without TLS (not implemented yet) only
+  /// Address the fabric listens on. Without TLS (certificate) only
   /// loopback addresses are accepted.
   std::string interface = "127.0.0.1";
   /// 0 picks a free port.
