@@ -26,6 +26,7 @@
 #include "config/broker_options.hpp"
 #include "config/connectors.hpp"
 #include "config/users.hpp"
+#include "federation/core.hpp"
 #include "federation/fabric.hpp"
 #include "management/agent.hpp"
 #include "management/definitions.hpp"
@@ -162,6 +163,18 @@ int run(config::broker_options& opts) {
   if (auto why = federation::validate(fopts); !why.empty()) {
     std::fprintf(stderr, "flotillad: %s\n", why.c_str());
     return 2;
+  }
+  for (auto& text : opts.connectors) {
+    config::connector_spec spec;
+    if (config::parse_connector(text, spec).empty() && !fopts.tls()
+        && !federation::is_loopback(spec.host)) {
+      std::fprintf(stderr,
+                   "flotillad: connector '%s': %s is not a loopback address; "
+                   "links elsewhere need fabric TLS (fabric-certificate, "
+                   "fabric-key, fabric-ca-file)\n",
+                   spec.name.c_str(), spec.host.c_str());
+      return 2;
+    }
   }
 
   caf::actor_system_config cfg;

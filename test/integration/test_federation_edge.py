@@ -90,6 +90,11 @@ def test_bad_connector_line_names_file_and_line(tmp_path):
                        capture_output=True, text=True, timeout=20)
     assert p.returncode == 2
     assert "%s:1: " % conf in p.stderr and "last word" in p.stderr, p.stderr
+    # Without TLS, a connector may only lead to a loopback address.
+    p = subprocess.run([flotillad_path(), "--data-dir", str(tmp_path), "--connector",
+                        "name=x address=198.18.0.9:1 exchange=amq.direct"],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2 and "need fabric TLS" in p.stderr, p.stderr
 
 
 # -- TLS on the fabric ------------------------------------------------------------------------
