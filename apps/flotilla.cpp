@@ -92,6 +92,9 @@ Options (anywhere on the line):
                      USER/PASS@HOST:PORT); default $FLOTILLA_BROKER or
                      amqp://guest:guest@127.0.0.1:5672/
       --vhost NAME   act on vhost NAME (default: the URL's vhost)
+      --node NAME    ask the federated broker named NAME (its --name)
+                     through the -b broker; needs dynamic routes on
+                     qmf.default.direct both ways (docs/federation.md)
       --json         print the broker's JSON answer instead of tables
   -t, --timeout S    seconds to wait for the broker (default 10)
   -h, --help         help; 'flotilla COMMAND --help' for a command
@@ -200,6 +203,7 @@ a file describes (existing equivalent objects are fine); 'flotillad
 struct options {
   std::string broker;
   std::string vhost;
+  std::string node; ///< --node: ask this broker (by name) through -b's.
   bool json = false;
   int timeout = 10;
   bool help = false;
@@ -229,6 +233,8 @@ options parse_globals(int argc, char** argv) {
       o.broker = value("--broker");
     } else if (is("--vhost")) {
       o.vhost = value("--vhost");
+    } else if (is("--node")) {
+      o.node = value("--node");
     } else if (a == "--json") {
       o.json = true;
     } else if (a == "-t" || is("--timeout")) {
@@ -353,6 +359,8 @@ public:
     if (!err.empty())
       throw usage_error{err};
     client_.open(url_);
+    if (!o.node.empty())
+      client_.set_node(o.node);
   }
 
   /// Sends `req` (with the session's vhost) and returns the response;

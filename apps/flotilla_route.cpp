@@ -10,6 +10,7 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 
@@ -30,6 +31,10 @@ const char* help_text = R"(Usage:
                                       link DEST to SRC (DEST pulls from SRC)
   flotilla link del DEST SRC          delete the link and its routes
   flotilla link list DEST             links of DEST and their state
+  flotilla link test DEST SRC [--ttl N]
+                                      check, creating nothing, that DEST
+                                      can link to SRC: management of both,
+                                      fabric connection (TLS), login, hops
   flotilla link cut DEST SRC          fault injection: drop the link's
                                       session, do not reconnect
   flotilla link heal DEST SRC         let a cut link reconnect
@@ -258,9 +263,132 @@ void drop_unused_link(conn& dest, const std::string& link) {
   dest.call(del, true);
 }
 
+/// Prints one check of 'link test'.
+void print_check(const std::string& what, bool ok, const std::string& detail) {
+  std::cout << "  " << what << " ... " << (ok ? "ok" : "FAILED")
+            << (detail.empty() ? "" : ": " + detail) << "\n";
+}
+
+/// Returns the longest chain of links upstream of `start` (0: none), found
+/// as route map does, with `user` credentials.
+size_t upstream_depth(const std::string& start, const std::string& user,
+                      int timeout) {
+  std::map<std::string, size_t> depth{{start, 0}};
+  std::deque<std::string> todo{start};
+  size_t deepest = 0;
+  while (!todo.empty()) {
+    auto addr = todo.front();
+    todo.pop_front();
+    try {
+      conn c{user + addr, timeout};
+      deepest = std::max(deepest, depth[addr]);
+      for (auto& o : c.list(mg::BRIDGE)) {
+        auto& b = o.bridge();
+        if (b.direction() != "in" || depth.count(b.link()) > 0)
+          continue;
+        depth[b.link()] = depth[addr] + 1;
+        todo.push_back(b.link());
+      }
+    } catch (const std::exception&) {
+      // Unreachable upstream brokers do not count, nor links not named by
+      // an AMQP address (connectors, duplex links).
+    } catch (const broker_error&) {
+    } catch (const usage_error&) {
+    }
+  }
+  return deepest;
+}
+
+/// Connects to `address` and reads its overview into `out`; prints the
+/// check `what` as FAILED and returns nullptr if that does not work.
+std::unique_ptr<conn> overview_of(const std::string& address, int timeout,
+                                  const std::string& what, mg::Broker& out) {
+  try {
+    auto c = std::make_unique<conn>(address, timeout);
+    mg::Request ov;
+    ov.set_method(mg::OVERVIEW);
+    out = c->call(ov).overview().broker();
+    return c;
+  } catch (const std::exception& e) {
+    print_check(what, false, e.what());
+  } catch (const broker_error& e) {
+    print_check(what, false, e.text);
+  }
+  return nullptr;
+}
+
+/// flotilla link test DEST SRC [--ttl N]: what 'link add' and 'route add'
+/// would need, checked before anything is created. Returns 0 if all pass.
+int cmd_link_test(const parsed& p, int timeout) {
+  auto ttl = number(p, "--ttl");
+  if (ttl == 0)
+    ttl = 16;
+  std::cout << "Testing a link from " << p.pos[0] << " to " << p.pos[1]
+            << ":\n";
+  mg::Broker sb;
+  auto src = overview_of(p.pos[1], timeout, "management lookup of SRC", sb);
+  if (!src)
+    return 1;
+  if (sb.fabric_port() == 0) {
+    print_check("management lookup of SRC", false,
+                src->address() + " reports no fabric port");
+    return 1;
+  }
+  print_check("management lookup of SRC " + src->address(), true,
+              "fabric port " + std::to_string(sb.fabric_port()) + ", node "
+                + sb.node());
+  mg::Broker db;
+  auto dest = overview_of(p.pos[0], timeout, "management of DEST", db);
+  if (!dest)
+    return 1;
+  if (!db.federation_id().empty() && db.federation_id() == sb.federation_id()) {
+    print_check("management of DEST", false,
+                "DEST and SRC are the same broker");
+    return 1;
+  }
+  print_check("management of DEST " + dest->address(), true, "");
+  mg::Request req;
+  req.set_method(mg::TEST);
+  req.set_kind(mg::LINK);
+  auto& l = *req.mutable_link();
+  l.set_name(src->address());
+  auto host = sb.fabric_interface();
+  if (host.empty() || host == "0.0.0.0" || host == "::")
+    host = src->url().host;
+  l.set_host(host);
+  l.set_port(sb.fabric_port());
+  l.set_user(src->url().user);
+  l.set_password(src->url().password);
+  auto r = dest->call(req, true);
+  if (r.status() >= 400 || r.objects_size() == 0) {
+    print_check("fabric connection from DEST", false, r.error());
+    return 1;
+  }
+  auto& t = r.objects(0).link();
+  auto err = t.last_error();
+  bool fabric_ok = err.compare(0, 7, "fabric:") != 0;
+  print_check("fabric connection from DEST to " + host + ":"
+                + std::to_string(sb.fabric_port()) + " (" + t.transport() + ")",
+              fabric_ok, fabric_ok ? "" : err.substr(8));
+  if (!fabric_ok)
+    return 1;
+  bool login_ok = t.state() == "Operational";
+  print_check("login to SRC as '" + src->url().user + "'", login_ok,
+              login_ok ? "" : err.substr(err.find(':') + 2));
+  if (!login_ok)
+    return 1;
+  auto user = src->url().user + "/" + src->url().password + "@";
+  auto depth = upstream_depth(src->address(), user, timeout);
+  bool hops_ok = depth + 1 <= ttl;
+  print_check("hop limit " + std::to_string(ttl), hops_ok,
+              "brokers up to " + std::to_string(depth + 1)
+                + " hops away would send through this route");
+  return hops_ok ? 0 : 1;
+}
+
 int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   if (args.size() < 2)
-    throw usage_error{"link needs add, del, list, cut or heal"};
+    throw usage_error{"link needs add, del, list, test, cut or heal"};
   auto& op = args[1];
   auto p = split(args, 2);
   if (op == "list") {
@@ -290,6 +418,8 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
   }
   if (p.pos.size() != 2)
     throw usage_error{"link " + op + " needs DEST and SRC"};
+  if (op == "test")
+    return cmd_link_test(p, timeout);
   conn dest{p.pos[0], timeout};
   if (op == "add") {
     conn src{p.pos[1], timeout};
@@ -314,7 +444,8 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
     dest.call(req);
     return 0;
   }
-  throw usage_error{"link takes add, del, list, cut or heal, not '" + op + "'"};
+  throw usage_error{"link takes add, del, list, test, cut or heal, not '" + op
+                    + "'"};
 }
 
 void fill_route(mg::Bridge& b, const std::string& link, bool dynamic,
@@ -362,6 +493,9 @@ int cmd_map(conn& start, const std::string& first, int timeout) {
     } catch (const std::exception& e) {
       std::cout << "Failed: " << e.what() << "\n";
     } catch (const broker_error& e) {
+      std::cout << "Failed: " << e.text << "\n";
+    } catch (const usage_error& e) {
+      // Links of connectors are named, not addressed.
       std::cout << "Failed: " << e.text << "\n";
     }
   }

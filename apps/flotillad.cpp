@@ -26,7 +26,9 @@
 #include "actors/resource_monitor.hpp"
 #include "actors/store_actor.hpp"
 #include "config/broker_options.hpp"
+#include "config/connectors.hpp"
 #include "config/users.hpp"
+#include "federation/core.hpp"
 #include "federation/fabric.hpp"
 #include "management/agent.hpp"
 #include "management/definitions.hpp"
@@ -159,9 +161,25 @@ int run(config::broker_options& opts) {
   if (!opts.no_data_dir)
     fopts.routes_path
       = (fs::path{opts.data_dir} / "federation.routes").string();
+  fopts.certificate = opts.fabric_certificate;
+  fopts.key = opts.fabric_key;
+  fopts.ca_file = opts.fabric_ca_file;
+  fopts.passphrase = opts.fabric_key_passphrase;
   if (auto why = federation::validate(fopts); !why.empty()) {
     std::fprintf(stderr, "flotillad: %s\n", why.c_str());
     return 2;
+  }
+  for (auto& text : opts.connectors) {
+    config::connector_spec spec;
+    if (config::parse_connector(text, spec).empty() && !fopts.tls()
+        && !federation::is_loopback(spec.host)) {
+      std::fprintf(stderr,
+                   "flotillad: connector '%s': %s is not a loopback address; "
+                   "links elsewhere need fabric TLS (fabric-certificate, "
+                   "fabric-key, fabric-ca-file)\n",
+                   spec.name.c_str(), spec.host.c_str());
+      return 2;
+    }
   }
 
   caf::actor_system_config cfg;
@@ -285,6 +303,12 @@ int run(config::broker_options& opts) {
     stop_agents();
     node.stop();
     return 1;
+  }
+  // Connectors of the config file (checked when the options were parsed).
+  for (auto& text : opts.connectors) {
+    config::connector_spec spec;
+    if (config::parse_connector(text, spec).empty())
+      fabric->add_connector(spec);
   }
 
   // The web inspector: its own Beast thread, asks the agents for snapshots.

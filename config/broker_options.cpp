@@ -15,6 +15,8 @@
 
 #include <boost/program_options.hpp>
 
+#include "config/connectors.hpp"
+
 #ifndef FLOTILLA_VERSION
 #  define FLOTILLA_VERSION "0.0.0"
 #endif
@@ -69,19 +71,6 @@ bool parse_uint(std::string_view text, uint64_t lo, uint64_t hi,
   return true;
 }
 
-bool parse_bool(std::string_view text, bool& out) {
-  auto t = lower(text);
-  if (t == "yes" || t == "true" || t == "1" || t == "on") {
-    out = true;
-    return true;
-  }
-  if (t == "no" || t == "false" || t == "0" || t == "off") {
-    out = false;
-    return true;
-  }
-  return false;
-}
-
 // -- the schema ---------------------------------------------------------------
 
 // Where an option may appear.
@@ -132,7 +121,7 @@ void show_uint(const broker_options& o, std::vector<std::string>& out) {
 template<bool broker_options::*Member>
 bool apply_bool(broker_options& o, std::string_view text,
                 std::string& expected) {
-  if (!parse_bool(text, o.*Member)) {
+  if (!parse_yes_no(text, o.*Member)) {
     expected = "expected yes or no";
     return false;
   }
@@ -195,6 +184,31 @@ void reset_vhosts(broker_options& o) {
 
 void show_vhosts(const broker_options& o, std::vector<std::string>& out) {
   out.insert(out.end(), o.vhosts.begin(), o.vhosts.end());
+}
+
+bool apply_connector(broker_options& o, std::string_view text,
+                     std::string& expected) {
+  connector_spec spec;
+  expected = parse_connector(text, spec);
+  if (!expected.empty())
+    return false;
+  for (auto& other : o.connectors) {
+    connector_spec seen;
+    if (parse_connector(other, seen).empty() && seen.name == spec.name) {
+      expected = "a connector named '" + spec.name + "' exists already";
+      return false;
+    }
+  }
+  o.connectors.emplace_back(text);
+  return true;
+}
+
+void reset_connectors(broker_options& o) {
+  o.connectors.clear();
+}
+
+void show_connectors(const broker_options& o, std::vector<std::string>& out) {
+  out.insert(out.end(), o.connectors.begin(), o.connectors.end());
 }
 
 bool apply_log_enable(broker_options& o, std::string_view text,
@@ -442,9 +456,25 @@ const option_spec schema[] = {
    nullptr, apply_uint<uint16_t, &bo::fabric_port, 0, u16_max>, nullptr,
    show_uint<uint16_t, &bo::fabric_port>},
   {"Federation", "fabric-interface", 0, "ADDR", false, scope::anywhere,
-   "Address the fabric binds to (loopback only until the fabric has TLS)",
-   nullptr, apply_name<&bo::fabric_interface, false>, nullptr,
+   "Address the fabric binds to (loopback only without fabric TLS)", nullptr,
+   apply_name<&bo::fabric_interface, false>, nullptr,
    show_string<&bo::fabric_interface>},
+  {"Federation", "fabric-certificate", 0, "FILE", false, scope::anywhere,
+   "TLS on the fabric: this broker's certificate (PEM); needs fabric-key and "
+   "fabric-ca-file",
+   "none", apply_path<&bo::fabric_certificate, true>, nullptr,
+   show_string<&bo::fabric_certificate>},
+  {"Federation", "fabric-key", 0, "FILE", false, scope::anywhere,
+   "Private key (PEM) of fabric-certificate", "none",
+   apply_path<&bo::fabric_key, true>, nullptr, show_string<&bo::fabric_key>},
+  {"Federation", "fabric-ca-file", 0, "FILE", false, scope::anywhere,
+   "CA certificate(s) (PEM) that peers' fabric certificates must be signed by",
+   "none", apply_path<&bo::fabric_ca_file, true>, nullptr,
+   show_string<&bo::fabric_ca_file>},
+  {"Federation", "fabric-key-passphrase", 0, "TEXT", false, scope::anywhere,
+   "Passphrase of an encrypted fabric-key", "none",
+   apply_path<&bo::fabric_key_passphrase, true>, nullptr,
+   show_string<&bo::fabric_key_passphrase>},
   {"Federation", "link-maintenance-interval", 0, "SECONDS", false,
    scope::anywhere,
    "First delay before a lost link reconnects; doubles up to 64 s", nullptr,
@@ -454,6 +484,11 @@ const option_spec schema[] = {
    scope::anywhere, "Fabric heartbeat; a peer silent for 4 intervals is down",
    nullptr, apply_uint<uint32_t, &bo::link_heartbeat_interval, 1, 3600>,
    nullptr, show_uint<uint32_t, &bo::link_heartbeat_interval>},
+  {"Federation", "connector", 0, "FIELDS", true, scope::anywhere,
+   "A link and its routes created at boot: 'name=N address=[USER/PASS@]HOST:"
+   "FABRIC_PORT exchange=X [static=X/KEY] [include=P] [exclude=P] "
+   "[duplex=yes] [max-hops=N] [credit=N]' (docs/federation.md)",
+   "none", apply_connector, reset_connectors, show_connectors},
 };
 
 const option_spec* find_spec(std::string_view name) {
@@ -718,6 +753,19 @@ broker_options::broker_options()
   : worker_threads(std::max(1u, std::thread::hardware_concurrency())),
     name(default_name()) {
   // nop
+}
+
+bool parse_yes_no(std::string_view text, bool& out) {
+  auto t = lower(text);
+  if (t == "yes" || t == "true" || t == "1" || t == "on") {
+    out = true;
+    return true;
+  }
+  if (t == "no" || t == "false" || t == "0" || t == "off") {
+    out = false;
+    return true;
+  }
+  return false;
 }
 
 bool parse_log_enable(std::string_view text, log_level& out) {

@@ -137,14 +137,26 @@ struct broker_options {
   /// Port of the inter-node fabric (CAF BASP) that federation links connect
   /// to; 0 picks a free port (flotillad prints it, management reports it).
   uint16_t fabric_port = 0;
-  /// Address the fabric binds to. Without TLS (not implemented yet) only
+  /// Address the fabric binds to. Without TLS (fabric_certificate) only
   /// loopback addresses are accepted.
   std::string fabric_interface = "127.0.0.1";
+  /// TLS on the fabric (caf::openssl): this broker's certificate (PEM),
+  /// its private key and the CA that signed every peer's certificate. All
+  /// three or none; with them every link and the fabric port use TLS with
+  /// mutual verification. `fabric_key_passphrase` unlocks an encrypted key.
+  std::string fabric_certificate;
+  std::string fabric_key;
+  std::string fabric_ca_file;
+  std::string fabric_key_passphrase;
   /// First delay before a link reconnects, in seconds; it doubles up to 64.
   uint32_t link_maintenance_interval = 2;
   /// Fabric heartbeat interval in seconds; a peer silent for four intervals
   /// is considered down and its links reconnect.
   uint32_t link_heartbeat_interval = 5;
+  /// Federation connectors created at boot, one `connector = ...` line each
+  /// (see config/connectors.hpp for the fields). Checked when parsed: every
+  /// entry is accepted by parse_connector() and names are unique.
+  std::vector<std::string> connectors;
 
   // -- bookkeeping -----------------------------------------------------------
 
@@ -195,6 +207,10 @@ std::string describe(const broker_options& opts);
 /// mean "this level and above". qpidd's `:category` suffix is not supported.
 /// Returns false (leaving `out` alone) if `text` is not of that form.
 bool parse_log_enable(std::string_view text, log_level& out);
+
+/// Parses a flag value: yes/no, true/false, on/off, 1/0, case-insensitive.
+/// Returns false (leaving `out` alone) on anything else.
+bool parse_yes_no(std::string_view text, bool& out);
 
 /// Parses a byte count: an integer with an optional unit, decimal (kB, MB,
 /// GB, TB) or binary (KiB, MiB, GiB, TiB), case-insensitive, as in "50MB"

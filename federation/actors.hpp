@@ -31,6 +31,7 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include "config/connectors.hpp"
 #include "federation/core.hpp"
 #include "federation/wire.hpp"
 
@@ -57,6 +58,9 @@ using fault_atom = caf::atom_constant<caf::atom("fedfault")>;
 /// Management requests from the agent: (fed_mgmt_atom, Request bytes,
 /// vhost) -> Response bytes. Registry key of the hub: "federation".
 using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
+/// A connector of the config file, created at boot: (connector_atom,
+/// config::connector_spec).
+using connector_atom = caf::atom_constant<caf::atom("fedconn")>;
 
 /// The states of a link, as Qpid names them.
 enum class link_state { waiting, connecting, operational, failed, closed };
@@ -121,8 +125,16 @@ struct federation_context {
   /// The routes file of durable links and routes (routes_file.hpp); empty
   /// without a data dir (then --durable is refused).
   std::string routes_path;
+  bool tls = false; ///< Links connect with caf::openssl.
 };
 using context_ptr = std::shared_ptr<const federation_context>;
+
+/// Returns why connecting the fabric to `where` failed with `e`, and sets
+/// `handshake` if the peer hung up during the (TLS) handshake: wrong CA, no
+/// certificate, or TLS on one side only (retrying soon does not help).
+std::string connect_error_text(caf::actor_system& sys, const caf::error& e,
+                               const std::string& where, bool tls,
+                               bool& handshake);
 
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users);
@@ -150,3 +162,4 @@ caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::export_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::link_state)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::config::connector_spec)

@@ -1,9 +1,12 @@
 #include "federation/fabric.hpp"
 
+#include <unistd.h>
+
 #include <stdexcept>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/broker.hpp"
 #include "actors/events.hpp"
@@ -23,6 +26,7 @@ void add_wire_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<fed_message>("flotilla.fed.message");
   cfg.add_message_type<forward_batch>("flotilla.fed.forward_batch");
   cfg.add_message_type<forward_ack>("flotilla.fed.forward_ack");
+  cfg.add_message_type<duplex_offer>("flotilla.fed.duplex_offer");
 }
 
 void configure(caf::actor_system_config& cfg, const fabric_settings& s) {
@@ -34,14 +38,34 @@ void configure(caf::actor_system_config& cfg, const fabric_settings& s) {
   cfg.set("middleman.connection-timeout",
           caf::timespan{std::chrono::duration_cast<caf::timespan>(
             s.heartbeat_interval * 4)});
+  if (s.tls()) {
+    // caf::openssl wraps BASP in TLS; with the CA file it verifies peers
+    // both ways (a peer without a certificate, or signed by another CA, is
+    // refused during the handshake).
+    cfg.load<caf::openssl::manager>();
+    cfg.set("openssl.certificate", s.certificate);
+    cfg.set("openssl.key", s.key);
+    cfg.set("openssl.cafile", s.ca_file);
+    if (!s.passphrase.empty())
+      cfg.set("openssl.passphrase", s.passphrase);
+  }
   add_wire_types(cfg);
 }
 
 std::string validate(const fabric_settings& s) {
-  if (!is_loopback(s.interface))
+  bool any = !s.certificate.empty() || !s.key.empty() || !s.ca_file.empty()
+             || !s.passphrase.empty();
+  if (any && (s.certificate.empty() || s.key.empty() || s.ca_file.empty()))
+    return "fabric TLS needs fabric-certificate, fabric-key and "
+           "fabric-ca-file together (without a certificate CAF would fall "
+           "back to anonymous ciphers)";
+  for (auto* f : {&s.certificate, &s.key, &s.ca_file})
+    if (!f->empty() && ::access(f->c_str(), R_OK) != 0)
+      return "cannot read fabric TLS file '" + *f + "'";
+  if (!s.tls() && !is_loopback(s.interface))
     return "fabric-interface '" + s.interface
-           + "': without TLS (not implemented yet) the fabric listens on "
-             "loopback addresses only";
+           + "': without TLS (fabric-certificate, fabric-key, fabric-ca-file) "
+             "the fabric listens on loopback addresses only";
   if (s.maintenance_interval.count() <= 0 || s.heartbeat_interval.count() <= 0)
     return "link-maintenance-interval and link-heartbeat-interval must be "
            "positive";
@@ -75,8 +99,11 @@ fabric::fabric(caf::actor_system& sys, fabric_settings s,
                std::shared_ptr<const config::user_db> users)
   : sys_(sys), settings_(std::move(s)), broker_id_(make_broker_id()) {
   gatekeeper_ = spawn_gatekeeper(sys_, std::move(users));
-  auto port = sys_.middleman().publish(gatekeeper_, settings_.port,
-                                       settings_.interface.c_str(), true);
+  auto port = settings_.tls()
+                ? caf::openssl::publish(gatekeeper_, settings_.port,
+                                        settings_.interface.c_str(), true)
+                : sys_.middleman().publish(gatekeeper_, settings_.port,
+                                           settings_.interface.c_str(), true);
   if (!port) {
     caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
     throw std::runtime_error(
@@ -106,6 +133,7 @@ bool fabric::start(broker& node, std::string& error) {
   ctx->node_name = node.limits().node_name;
   ctx->maintenance_interval = settings_.maintenance_interval;
   ctx->routes_path = settings_.routes_path;
+  ctx->tls = settings_.tls();
   hub_ = spawn_hub(sys_, std::move(ctx), std::move(initial));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));
@@ -115,6 +143,11 @@ bool fabric::start(broker& node, std::string& error) {
   return true;
 }
 
+void fabric::add_connector(const config::connector_spec& spec) {
+  if (hub_)
+    caf::anon_send(hub_, connector_atom::value, spec);
+}
+
 void fabric::stop() {
   if (hub_) {
     sys_.registry().erase(caf::atom("federation"));
@@ -122,7 +155,13 @@ void fabric::stop() {
     hub_ = nullptr;
   }
   if (gatekeeper_) {
-    (void)sys_.middleman().unpublish(gatekeeper_, port_);
+    if (settings_.tls())
+      // caf/openssl/unpublish.hpp of 0.17.6 does not compile (it omits the
+      // actor address the manager's interface expects): ask directly.
+      caf::anon_send(sys_.openssl_manager().actor_handle(),
+                     caf::unpublish_atom::value, gatekeeper_.address(), port_);
+    else
+      (void)sys_.middleman().unpublish(gatekeeper_, port_);
     caf::anon_send_exit(gatekeeper_, caf::exit_reason::user_shutdown);
     gatekeeper_ = nullptr;
   }

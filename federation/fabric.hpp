@@ -15,6 +15,7 @@ namespace flotilla {
 class broker;
 namespace config {
 class user_db;
+struct connector_spec;
 } // namespace config
 } // namespace flotilla
 
@@ -22,7 +23,7 @@ namespace flotilla::federation {
 
 /// Options of the fabric (flotillad --fabric-*, --link-*).
 struct fabric_settings {
-  /// Address the fabric listens on. Without TLS (not implemented yet) only
+  /// Address the fabric listens on. Without TLS (certificate) only
   /// loopback addresses are accepted.
   std::string interface = "127.0.0.1";
   /// 0 picks a free port.
@@ -35,6 +36,16 @@ struct fabric_settings {
   /// The routes file of durable links and routes (DATA_DIR/federation.routes);
   /// empty without a data dir.
   std::string routes_path;
+  /// TLS (caf::openssl): certificate, key and CA file (PEM), all or none.
+  std::string certificate;
+  std::string key;
+  std::string ca_file;
+  std::string passphrase;
+
+  /// True if the fabric uses TLS.
+  bool tls() const {
+    return !certificate.empty();
+  }
 };
 
 /// Prepares `cfg` for the fabric: loads CAF's middleman (BASP) with
@@ -42,8 +53,10 @@ struct fabric_settings {
 /// actor_system is constructed.
 void configure(caf::actor_system_config& cfg, const fabric_settings& s);
 
-/// Returns an error text if `s` cannot be used (e.g. a non-loopback
-/// interface without TLS), else an empty string.
+/// Returns an error text if `s` cannot be used (a non-loopback interface
+/// without TLS, an incomplete TLS setting, unreadable files), else an empty
+/// string. CAF's TLS without a certificate falls back to anonymous ciphers:
+/// that is why TLS needs all three files.
 std::string validate(const fabric_settings& s);
 
 /// The fabric endpoint of one broker: publishes the gatekeeper on the fabric
@@ -78,6 +91,10 @@ public:
   /// file. Returns false, with a reason that names the file in `error`, if
   /// the file cannot be read or is corrupt (nothing is started then).
   bool start(broker& node, std::string& error);
+
+  /// Creates the link and routes of a config-file connector (after
+  /// start()). The link retries with backoff while the remote is down.
+  void add_connector(const config::connector_spec& spec);
 
   /// Closes every link and bridge and the fabric port.
   void stop();

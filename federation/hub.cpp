@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/broker.hpp"
@@ -28,6 +31,8 @@ namespace {
 namespace mg = flotilla::management;
 
 constexpr auto recompute_interval = std::chrono::seconds(2);
+/// Each step of a link test (the agent waits 10 s for the whole answer).
+constexpr auto test_step_timeout = std::chrono::seconds(4);
 
 /// A route not running for this many link maintenance intervals raises its
 /// alarm.
@@ -44,6 +49,15 @@ struct link_rec {
   std::shared_ptr<link_status> status;
   caf::actor actor;
   caf::actor session; ///< Set while operational.
+  bool tls = false;
+  /// Links of config-file connectors.
+  std::optional<config::connector_spec> connector;
+  /// Duplex connector: the session on this broker that serves the peer's
+  /// reverse bridges while the link is operational.
+  caf::actor reverse;
+  /// A peer's duplex connector: the session of that peer's link (the link
+  /// has no actor of its own and goes when that session ends).
+  caf::actor_addr duplex_of;
 };
 
 struct bridge_rec {
@@ -85,8 +99,8 @@ void publish_event(hub_self self, const std::string& kind,
 }
 
 /// The binding keys of local consumers on `exchange` (not the queues of
-/// exports, which carry interest that came from elsewhere, and not the
-/// management agents).
+/// exports, which carry interest that came from elsewhere; of the management
+/// agent's bindings only its node name).
 std::vector<std::string> local_keys(hub_self self, const std::string& vhost,
                                     const std::string& exchange) {
   std::vector<std::string> out;
@@ -97,10 +111,16 @@ std::vector<std::string> local_keys(hub_self self, const std::string& vhost,
   if (!x)
     return out;
   std::string prefix = export_queue_prefix;
+  auto& node_name = self->state.ctx->node_name;
   for (auto& b : x->bindings()) {
-    if (!b.dest.to_exchange
-        && (b.dest.name.empty()
-            || b.dest.name.compare(0, prefix.size(), prefix) == 0))
+    // The management agent's node-name binding is interest like any other
+    // (requests addressed to this broker by name cross routes on
+    // qmf.default.direct); its "broker" binding is not.
+    bool agent = !b.dest.to_exchange && b.dest.name.empty();
+    if (agent && (b.key != node_name || b.key == "broker"))
+      continue;
+    if (!b.dest.to_exchange && !agent
+        && b.dest.name.compare(0, prefix.size(), prefix) == 0)
       continue;
     out.push_back(b.key);
   }
@@ -131,9 +151,24 @@ void recompute(hub_self self) {
       if (e.info.dynamic && e.info.vhost == b.cfg.vhost
           && e.info.exchange == b.cfg.exchange)
         received.push_back(received_interest{e.info.peer_id, e.items});
-    auto items = interest_for_peer(
-      st.ctx->broker_id, peer, local_keys(self, b.cfg.vhost, b.cfg.exchange),
-      received, b.cfg.max_hops);
+    auto keys = local_keys(self, b.cfg.vhost, b.cfg.exchange);
+    if (!b.cfg.filter.empty()) {
+      // A connector's include/exclude patterns: other keys do not propagate.
+      auto& f = b.cfg.filter;
+      keys.erase(std::remove_if(keys.begin(), keys.end(),
+                                [&](auto& k) {
+                                  return !f.allows(k);
+                                }),
+                 keys.end());
+      for (auto& r : received)
+        r.items.erase(std::remove_if(r.items.begin(), r.items.end(),
+                                     [&](auto& i) {
+                                       return !f.allows(i.key);
+                                     }),
+                      r.items.end());
+    }
+    auto items = interest_for_peer(st.ctx->broker_id, peer, keys, received,
+                                   b.cfg.max_hops);
     if (b.sent_once && items == b.sent)
       continue;
     b.sent = items;
@@ -148,7 +183,7 @@ void fill(const link_rec& l, size_t bridges, mg::Link& out) {
   out.set_name(l.cfg.name);
   out.set_host(l.cfg.host);
   out.set_port(l.cfg.port);
-  out.set_transport("tcp");
+  out.set_transport(l.duplex_of ? "duplex" : l.tls ? "tls" : "tcp");
   out.set_user(l.cfg.user);
   out.set_bridges(static_cast<uint32_t>(bridges));
   std::lock_guard<std::mutex> guard{l.status->mtx};
@@ -317,6 +352,7 @@ link_rec& add_link(hub_self self, link_config cfg) {
   auto& st = self->state;
   link_rec rec;
   rec.cfg = std::move(cfg);
+  rec.tls = st.ctx->tls;
   rec.status = std::make_shared<link_status>();
   rec.actor = spawn_link(self->system(), rec.cfg, rec.status,
                          caf::actor_cast<caf::actor>(self), st.ctx);
@@ -423,10 +459,11 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
     return fail(resp, 400,
                 "durable links need a data dir (this broker runs with "
                 "--no-data-dir)");
-  if (!is_loopback(spec.host()))
+  if (!st.ctx->tls && !is_loopback(spec.host()))
     return fail(resp, 400,
                 "links without TLS are only allowed to loopback addresses "
-                "(TLS for the fabric is not implemented yet)");
+                "(give flotillad fabric-certificate, fabric-key and "
+                "fabric-ca-file)");
   auto name = spec.name().empty()
                 ? spec.host() + ":" + std::to_string(spec.port())
                 : spec.name();
@@ -462,7 +499,9 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   cfg.durable = spec.durable();
   if (cfg.durable) {
     // Saved before it starts: an answer 201 means it survives a restart.
-    st.links.emplace(name, link_rec{cfg, nullptr, {}, {}});
+    link_rec placeholder;
+    placeholder.cfg = cfg;
+    st.links.emplace(name, std::move(placeholder));
     auto err = save_durable(self);
     st.links.erase(name);
     if (!err.empty())
@@ -473,11 +512,10 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   fill(stored, 0, *resp.add_objects()->mutable_link());
 }
 
-void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
+/// Stops a link, its bridges and its reverse session, and forgets them.
+void remove_link(hub_self self, std::map<std::string, link_rec>::iterator i) {
   auto& st = self->state;
-  auto i = st.links.find(name);
-  if (i == st.links.end())
-    return fail(resp, 404, "no link '" + name + "'");
+  auto name = i->first;
   bool durable = i->second.cfg.durable;
   for (auto j = st.bridges.begin(); j != st.bridges.end();) {
     if (j->second.cfg.link == name) {
@@ -488,18 +526,29 @@ void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
       ++j;
     }
   }
-  // A durable bridge asks its source to delete its queue before it quits:
-  // then the link (and its session) stay until it is done.
-  self->unlink_from(i->second.actor);
-  if (st.deleting.count(name) > 0)
-    st.doomed_links[name] = i->second.actor;
-  else
-    self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  if (i->second.actor) {
+    // A durable bridge asks its source to delete its queue before it
+    // quits: then the link (and its session) stay until it is done.
+    self->unlink_from(i->second.actor);
+    if (st.deleting.count(name) > 0)
+      st.doomed_links[name] = i->second.actor;
+    else
+      self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+  }
+  if (i->second.reverse)
+    self->send_exit(i->second.reverse, caf::exit_reason::user_shutdown);
   publish_event(self, "link", "state", name, {{"state", "Closed"}});
   st.links.erase(i);
   if (durable)
     (void)save_durable(self);
   FLOTILLA_LOG(notice, "federation: link " << name << " deleted");
+}
+
+void delete_link(hub_self self, const std::string& name, mg::Response& resp) {
+  auto i = self->state.links.find(name);
+  if (i == self->state.links.end())
+    return fail(resp, 404, "no link '" + name + "'");
+  remove_link(self, i);
   resp.set_status(200);
 }
 
@@ -518,7 +567,8 @@ std::string bridge_name_of(const mg::Bridge& spec) {
 }
 
 void create_bridge(hub_self self, const std::string& vhost,
-                   const mg::Bridge& spec, mg::Response& resp) {
+                   const mg::Bridge& spec, mg::Response& resp,
+                   const config::key_filter& filter = {}) {
   auto& st = self->state;
   if (spec.durable() && st.ctx->routes_path.empty())
     return fail(resp, 400,
@@ -565,6 +615,7 @@ void create_bridge(hub_self self, const std::string& vhost,
   cfg.credit = spec.credit() == 0 ? 100 : spec.credit();
   cfg.max_hops = spec.max_hops() == 0 ? default_max_hops : spec.max_hops();
   cfg.durable = spec.durable();
+  cfg.filter = filter;
   auto i = st.bridges.find(cfg.name);
   if (i != st.bridges.end()) {
     auto& c = i->second.cfg;
@@ -691,6 +742,237 @@ std::string handle_management(hub_self self, const std::string& bytes,
   return out;
 }
 
+// -- link test
+// ------------------------------------------------------------------
+
+/// Stands in for a link during a test: the source's session monitors it and
+/// ends when it quits. (The argument: CAF 0.17 trips UBSan on function
+/// actors spawned without arguments.)
+caf::behavior test_link_stand_in(caf::event_based_actor*, int /* unused */) {
+  return {[](int) {}};
+}
+
+/// Connects to the fabric port of `spec` and logs in once, as a link would,
+/// creating nothing here. Delivers a Response whose link has state
+/// Operational (with the remote's name and id) or Failed with last_error
+/// "fabric: ..." (no connection, TLS) or "login: ..." (credentials).
+void test_link(hub_self self, const mg::Link& spec, caf::response_promise rp) {
+  auto reply = [rp](mg::Response resp) mutable {
+    std::string out;
+    resp.SerializeToString(&out);
+    rp.deliver(std::move(out));
+  };
+  auto& st = self->state;
+  mg::Response resp;
+  if (spec.host().empty() || spec.port() == 0 || spec.port() > 65535) {
+    fail(resp, 400, "a link test needs host and port (the remote fabric port)");
+    return reply(std::move(resp));
+  }
+  resp.set_status(200);
+  auto& l = *resp.add_objects()->mutable_link();
+  l.set_name(spec.name());
+  l.set_host(spec.host());
+  l.set_port(spec.port());
+  l.set_user(spec.user());
+  l.set_transport(st.ctx->tls ? "tls" : "tcp");
+  auto failed = [reply, resp](std::string why) mutable {
+    auto& l = *resp.mutable_objects(0)->mutable_link();
+    l.set_state(to_string(link_state::failed));
+    l.set_last_error(std::move(why));
+    reply(std::move(resp));
+  };
+  if (!st.ctx->tls && !is_loopback(spec.host()))
+    return failed("fabric: links without TLS are only allowed to loopback "
+                  "addresses");
+  auto where = spec.host() + ":" + std::to_string(spec.port());
+  auto mm = st.ctx->tls ? self->system().openssl_manager().actor_handle()
+                        : self->system().middleman().actor_handle();
+  self
+    ->request(mm, test_step_timeout, caf::connect_atom::value, spec.host(),
+              static_cast<uint16_t>(spec.port()))
+    .then(
+      [=](caf::node_id&, caf::strong_actor_ptr& gk,
+          std::set<std::string>&) mutable {
+        if (!gk)
+          return failed("fabric: no gatekeeper at " + where);
+        auto stand_in = self->spawn(test_link_stand_in, 0);
+        hello h;
+        h.user = spec.user();
+        h.password = spec.password();
+        h.broker_id = self->state.ctx->broker_id;
+        h.node_name = self->state.ctx->node_name;
+        h.link = stand_in;
+        self
+          ->request(caf::actor_cast<caf::actor>(gk), test_step_timeout,
+                    hello_atom::value, std::move(h))
+          .then(
+            [=](welcome& w) mutable {
+              self->send_exit(stand_in, caf::exit_reason::user_shutdown);
+              if (!w.ok)
+                return failed("login: " + w.error);
+              auto ok = resp;
+              auto& l = *ok.mutable_objects(0)->mutable_link();
+              l.set_state(to_string(link_state::operational));
+              l.set_remote_node(w.node_name);
+              l.set_remote_id(w.broker_id);
+              reply(std::move(ok));
+            },
+            [=](caf::error& e) mutable {
+              self->send_exit(stand_in, caf::exit_reason::user_shutdown);
+              failed("login: no answer from " + where + ": "
+                     + self->system().render(e));
+            });
+      },
+      [=](caf::error& e) mutable {
+        bool handshake = false;
+        failed("fabric: "
+               + connect_error_text(self->system(), e, where,
+                                    self->state.ctx->tls, handshake));
+      });
+}
+
+// -- connectors (config file) and duplex links
+// ---------------------------------
+
+/// Creates the routes of a connector, or of a peer's duplex offer, on
+/// `link`. A route that cannot be created (no such exchange) is logged and
+/// skipped: the other routes still work.
+void add_routes(hub_self self, const std::string& link,
+                const std::string& vhost,
+                const std::vector<std::string>& exchanges,
+                const std::vector<config::static_route>& statics,
+                const config::key_filter& filter, uint32_t max_hops,
+                uint32_t credit) {
+  auto add = [&](const std::string& exchange, const std::string* key) {
+    mg::Bridge b;
+    b.set_link(link);
+    b.set_source(exchange);
+    b.set_dynamic(key == nullptr);
+    if (key != nullptr)
+      b.set_key(*key);
+    b.set_credit(credit);
+    b.set_max_hops(max_hops);
+    mg::Response resp;
+    create_bridge(self, vhost, b, resp, filter);
+    if (resp.status() >= 300)
+      FLOTILLA_LOG(warning, "federation: link " << link << ": no route on "
+                                                << exchange << ": "
+                                                << resp.error());
+  };
+  for (auto& x : exchanges)
+    add(x, nullptr);
+  for (auto& r : statics)
+    add(r.exchange, &r.key);
+}
+
+void add_connector(hub_self self, const config::connector_spec& spec) {
+  mg::Link l;
+  l.set_name(spec.name);
+  l.set_host(spec.host);
+  l.set_port(spec.port);
+  l.set_user(spec.user);
+  l.set_password(spec.password);
+  mg::Response resp;
+  create_link(self, l, resp);
+  if (resp.status() >= 300) {
+    FLOTILLA_LOG(warning,
+                 "federation: connector " << spec.name << ": " << resp.error());
+    return;
+  }
+  self->state.links[spec.name].connector = spec;
+  add_routes(self, spec.name, spec.vhost, spec.exchanges, spec.statics,
+             spec.filter, spec.max_hops, spec.credit);
+}
+
+duplex_offer make_offer(const config::connector_spec& c, caf::actor session) {
+  duplex_offer o;
+  o.name = c.name;
+  o.vhost = c.vhost;
+  o.exchanges = c.exchanges;
+  for (auto& r : c.statics) {
+    o.static_exchanges.push_back(r.exchange);
+    o.static_keys.push_back(r.key);
+  }
+  o.include = c.filter.include;
+  o.exclude = c.filter.exclude;
+  o.max_hops = c.max_hops;
+  o.credit = c.credit;
+  o.session = std::move(session);
+  o.remote_name = c.remote_name;
+  return o;
+}
+
+/// A duplex connector's link went up (or down): serve the peer's reverse
+/// bridges through a session of our own, and offer the routes.
+void update_reverse(hub_self self, link_rec& l, bool up) {
+  if (l.reverse) {
+    self->send_exit(l.reverse, caf::exit_reason::user_shutdown);
+    l.reverse = nullptr;
+  }
+  if (!up || !l.connector || !l.connector->duplex)
+    return;
+  std::string peer_id;
+  std::string peer_node;
+  {
+    std::lock_guard<std::mutex> guard{l.status->mtx};
+    peer_id = l.status->remote_id;
+    peer_node = l.status->remote_node;
+  }
+  auto& st = self->state;
+  l.reverse = spawn_session(self->system(), l.session, peer_id, peer_node,
+                            caf::actor_cast<caf::actor>(self), st.ctx);
+  self->link_to(l.reverse);
+  st.sessions.insert(l.reverse.address());
+  self->send(l.session, duplex_atom::value,
+             make_offer(*l.connector, l.reverse));
+}
+
+/// A peer's duplex connector: a link without an actor of its own (the
+/// peer's connection carries it), named "duplex:PEER/CONNECTOR", and its
+/// routes. It goes when `from` (our session of the peer's link) ends.
+void accept_duplex(hub_self self, const std::string& peer_id,
+                   const std::string& peer_node, duplex_offer& offer,
+                   const caf::actor& from) {
+  auto& st = self->state;
+  auto name = offer.remote_name.empty()
+                ? "duplex:" + peer_node + "/" + offer.name
+                : offer.remote_name;
+  if (auto i = st.links.find(name); i != st.links.end()) {
+    if (!i->second.duplex_of) {
+      // Never replace a link of our own by a peer's duplex link.
+      FLOTILLA_LOG(warning, "federation: duplex link from "
+                              << peer_node << " refused: a link named " << name
+                              << " exists");
+      return;
+    }
+    remove_link(self, i);
+  }
+  if (offer.static_exchanges.size() != offer.static_keys.size()
+      || !offer.session)
+    return;
+  link_rec rec;
+  rec.cfg.name = name;
+  rec.status = std::make_shared<link_status>();
+  rec.status->state = link_state::operational;
+  rec.status->remote_id = peer_id;
+  rec.status->remote_node = peer_node;
+  rec.status->connects = 1;
+  rec.session = offer.session;
+  rec.duplex_of = from.address();
+  st.links.emplace(name, std::move(rec));
+  publish_event(self, "link", "state", name, {{"state", "Operational"}});
+  FLOTILLA_LOG(notice,
+               "federation: duplex link " << name << " from " << peer_node);
+  std::vector<config::static_route> statics;
+  for (size_t i = 0; i < offer.static_keys.size(); ++i)
+    statics.push_back({offer.static_exchanges[i], offer.static_keys[i]});
+  config::key_filter filter{offer.include, offer.exclude};
+  add_routes(self, name, offer.vhost.empty() ? "/" : offer.vhost,
+             offer.exchanges, statics, filter,
+             offer.max_hops == 0 ? default_max_hops : offer.max_hops,
+             offer.credit == 0 ? 100 : offer.credit);
+}
+
 caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
   self->state.ctx = std::move(ctx);
   self->delayed_send(self, recompute_interval, tick_atom::value);
@@ -725,8 +1007,15 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
       }
     // A session ends when its peer goes away; anything else from outside
     // (shutdown) stops the hub.
-    if (st.sessions.erase(msg.source) > 0)
+    if (st.sessions.erase(msg.source) > 0) {
+      for (auto i = st.links.begin(); i != st.links.end();) {
+        auto next = std::next(i);
+        if (i->second.duplex_of == msg.source)
+          remove_link(self, i);
+        i = next;
+      }
       return;
+    }
     self->quit(msg.reason);
   });
   return {
@@ -773,8 +1062,16 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
         else
           self->send(b.actor, link_down_atom::value);
       }
+      update_reverse(self, l, up);
       if (up)
         recompute(self);
+    },
+    [=](connector_atom, const config::connector_spec& spec) {
+      add_connector(self, spec);
+    },
+    [=](duplex_atom, const std::string& peer_id, const std::string& peer_node,
+        duplex_offer& offer, const caf::actor& from) {
+      accept_duplex(self, peer_id, peer_node, offer, from);
     },
     [=](export_atom, export_info& info) {
       auto id = info.id;
@@ -799,7 +1096,15 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
       check_alarms(self);
       self->delayed_send(self, recompute_interval, tick_atom::value);
     },
-    [=](fed_mgmt_atom, const std::string& bytes, const std::string& vhost) {
+    [=](fed_mgmt_atom, const std::string& bytes,
+        const std::string& vhost) -> caf::result<std::string> {
+      mg::Request req;
+      if (req.ParseFromString(bytes) && req.kind() == mg::LINK
+          && req.method() == mg::TEST) {
+        auto rp = self->make_response_promise();
+        test_link(self, req.link(), rp);
+        return rp;
+      }
       return handle_management(self, bytes, vhost);
     },
   };

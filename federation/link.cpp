@@ -13,14 +13,16 @@
 // Each attempt asks CAF's middleman to connect (asynchronously: the actor
 // never blocks), then sends a hello with the user and password to the
 // remote gatekeeper. Delays between attempts start at the maintenance
-// interval and double up to 64 s; a refused login waits the longest delay
-// (no hot retry loop). The session handle is monitored: a BASP connection
-// that dies (or misses heartbeats) turns into a down message.
+// interval and double up to 64 s; a refused login or a failed (TLS)
+// handshake waits the longest delay (no hot retry loop). The session handle is
+// monitored: a BASP connection that dies (or misses heartbeats) turns into a
+// down message.
 
 #include <chrono>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
 
 #include "actors/log.hpp"
 #include "federation/actors.hpp"
@@ -40,6 +42,22 @@ const char* to_string(link_state x) {
     default:
       return "Closed";
   }
+}
+
+std::string connect_error_text(caf::actor_system& sys, const caf::error& e,
+                               const std::string& where, bool tls,
+                               bool& handshake) {
+  handshake = e == caf::sec::disconnect_during_handshake;
+  if (!handshake)
+    return "cannot connect to " + where + ": " + sys.render(e);
+  // The peer hung up during the handshake: with TLS, its CA did not sign
+  // our certificate (or ours did not sign its), or only one side uses TLS.
+  return "fabric handshake with " + where + " failed"
+         + (tls ? " (TLS: the peer's certificate is not signed by our "
+                  "fabric-ca-file, ours not by its CA, or the peer has no "
+                  "TLS)"
+                : " (the peer may require TLS)")
+         + ": " + sys.render(e);
 }
 
 namespace {
@@ -105,7 +123,8 @@ void attempt(link_self self) {
   auto& st = self->state;
   auto id = ++st.attempt;
   set_state(self, link_state::connecting, {});
-  auto mm = self->system().middleman().actor_handle();
+  auto mm = st.ctx->tls ? self->system().openssl_manager().actor_handle()
+                        : self->system().middleman().actor_handle();
   self
     ->request(mm, attempt_timeout, caf::connect_atom::value, st.cfg.host,
               st.cfg.port)
@@ -160,11 +179,20 @@ void attempt(link_self self) {
             });
       },
       [=](caf::error& e) {
-        if (id != self->state.attempt)
+        auto& st = self->state;
+        if (id != st.attempt)
           return;
-        failed_attempt(self, "cannot connect to " + self->state.cfg.host + ":"
-                               + std::to_string(self->state.cfg.port) + ": "
-                               + self->system().render(e));
+        auto where = st.cfg.host + ":" + std::to_string(st.cfg.port);
+        bool handshake = false;
+        auto text = connect_error_text(self->system(), e, where, st.ctx->tls,
+                                       handshake);
+        if (handshake) {
+          // Retrying soon would not help: Failed, longest delay, as a
+          // refused login.
+          schedule(self, longest_delay, link_state::failed, text);
+          return;
+        }
+        failed_attempt(self, text);
       });
 }
 

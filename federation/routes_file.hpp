@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/connectors.hpp"
+
 namespace flotilla::federation {
 
 /// Hop limit used when a route does not set one (--ttl).
@@ -57,6 +59,9 @@ struct bridge_config {
   /// A push route (--src-local): this broker is the source; the link goes
   /// to the destination, which imports what the bridge's export forwards.
   bool src_local = false;
+  /// Dynamic routes: which binding keys may propagate (connectors of the
+  /// config file; not kept in the routes file).
+  config::key_filter filter;
 };
 
 /// What the routes file holds: the durable links and bridges.

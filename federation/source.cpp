@@ -456,6 +456,13 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
       auto rp = self->make_response_promise();
       rp.delegate(e, subscribe_atom::value, std::move(s));
     },
+    [=](duplex_atom, duplex_offer& offer) {
+      // The peer's duplex connector: this broker pulls back through the
+      // peer's session; the hub creates the link and its bridges.
+      auto& st = self->state;
+      self->send(st.hub, duplex_atom::value, st.peer_id, st.peer_node,
+                 std::move(offer), caf::actor_cast<caf::actor>(self));
+    },
   };
 }
 

@@ -22,6 +22,7 @@ using subscribe_atom = caf::atom_constant<caf::atom("fedsub")>;
 using interest_atom = caf::atom_constant<caf::atom("fedint")>;
 using forward_atom = caf::atom_constant<caf::atom("fedfwd")>;
 using push_atom = caf::atom_constant<caf::atom("fedpush")>;
+using duplex_atom = caf::atom_constant<caf::atom("fedduplex")>;
 
 /// A link introduces itself to a remote gatekeeper.
 struct hello {
@@ -121,6 +122,31 @@ struct forward_ack {
   uint32_t accepted = 0;
   uint32_t dropped = 0; ///< Loops, duplicates, hop limit.
 };
+
+/// A duplex connector's link, once operational, asks the source broker to
+/// pull the same routes back over the same connection: `session` (on the
+/// connecting broker) serves the source's bridges, as a gatekeeper's
+/// session would.
+struct duplex_offer {
+  std::string name; ///< The connector's name.
+  std::string vhost;
+  std::vector<std::string> exchanges; ///< Dynamic routes.
+  std::vector<std::string> static_exchanges;
+  std::vector<std::string> static_keys; ///< Same length as static_exchanges.
+  std::vector<std::string> include;     ///< Key patterns (config/connectors).
+  std::vector<std::string> exclude;
+  uint32_t max_hops = 0;
+  uint32_t credit = 0;
+  caf::actor session;
+  std::string remote_name; ///< The link's name there; empty: the default.
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, duplex_offer& x) {
+  return f(caf::meta::type_name("flotilla.fed.duplex_offer"), x.name, x.vhost,
+           x.exchanges, x.static_exchanges, x.static_keys, x.include, x.exclude,
+           x.max_hops, x.credit, x.session, x.remote_name);
+}
 
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hello& x) {

@@ -165,6 +165,15 @@ void finish(const call_ptr& c) {
   headers.set("status",
               pr::field_value{static_cast<int32_t>(c->resp.status())});
   props.headers = std::move(headers);
+  // Qpid's "EXCHANGE/KEY" reply address, for requesters on another broker:
+  // the reply crosses back over a route on that exchange.
+  auto slash = c->reply_to.find('/');
+  if (slash != std::string::npos && slash > 0
+      && st.home->table->find_exchange(c->reply_to.substr(0, slash))) {
+    publish(c->self, *st.home, c->reply_to.substr(0, slash),
+            c->reply_to.substr(slash + 1), std::move(props), std::move(body));
+    return;
+  }
   publish(c->self, *st.home, "", c->reply_to, std::move(props),
           std::move(body));
 }
@@ -1576,7 +1585,9 @@ void health(const call_ptr& c) {
 // -------------------------------------------------------------------------
 
 bool is_change(Method m) {
-  return m == CREATE || m == DELETE || m == PURGE || m == CLOSE_CONNECTION;
+  // TEST opens a fabric connection with the given credentials: as a change.
+  return m == CREATE || m == DELETE || m == PURGE || m == CLOSE_CONNECTION
+         || m == TEST;
 }
 
 /// Checks who may run `c->req` and runs it. `user_id` is the validated
@@ -1634,11 +1645,15 @@ void authorize_and_run(const call_ptr& c,
       return close_connection(c);
     case PEEK:
       return peek(c);
+    case TEST:
+      if (c->req.kind() != LINK)
+        return fail(c, 400, "test takes kind link");
+      return ask_federation(c);
     default:
       return fail(c, 400,
                   "missing or unknown method; expected overview, health, "
-                  "list, get, create, delete, purge, close_connection or "
-                  "peek");
+                  "list, get, create, delete, purge, close_connection, "
+                  "peek or test");
   }
 }
 

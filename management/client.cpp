@@ -92,6 +92,8 @@ struct client::impl {
   pr::command_assembler assembler;
   std::deque<pr::command> ready;
   std::string reply_queue;
+  std::string node;         ///< Requests go to this node (empty: "broker").
+  bool reply_bound = false; ///< reply_queue bound to qmf.default.direct.
   uint64_t next_correlation = 1;
   uint32_t frame_max = 131072;
   bool open = false;
@@ -104,9 +106,10 @@ struct client::impl {
   }
 
   /// Runs the io_context until `done` or `deadline`; on timeout cancels the
-  /// operation, waits for its handler and fails.
-  void run_until(bool& done, clock_type::time_point deadline,
-                 const char* what) {
+  /// operation, waits for its handler and fails (or, if `soft`, returns
+  /// false with the connection still usable).
+  bool run_until(bool& done, clock_type::time_point deadline, const char* what,
+                 bool soft = false) {
     io.restart();
     while (!done) {
       if (io.run_one_until(deadline) == 0 && !done) {
@@ -114,9 +117,12 @@ struct client::impl {
         sock.cancel(ignored);
         io.restart();
         io.run();
+        if (soft)
+          return false;
         fail(client_failure::timeout, std::string{"timeout "} + what);
       }
     }
+    return true;
   }
 
   void connect(clock_type::time_point deadline) {
@@ -154,8 +160,9 @@ struct client::impl {
     out.clear();
   }
 
-  /// Reads once and turns what arrived into commands.
-  void read(clock_type::time_point deadline) {
+  /// Reads once and turns what arrived into commands. With `soft`, returns
+  /// false if nothing arrived before `deadline`.
+  bool read(clock_type::time_point deadline, bool soft = false) {
     boost::system::error_code ec;
     size_t n = 0;
     bool done = false;
@@ -165,7 +172,8 @@ struct client::impl {
                            n = k;
                            done = true;
                          });
-    run_until(done, deadline, "waiting for the broker");
+    if (!run_until(done, deadline, "waiting for the broker", soft))
+      return false;
     if (ec)
       fail(client_failure::connect, ec == asio::error::eof
                                       ? std::string{"the broker closed the "
@@ -181,6 +189,16 @@ struct client::impl {
     if (e != errc::none)
       fail(client_failure::protocol,
            std::string{"malformed frames from the broker: "} + to_string(e));
+    return true;
+  }
+
+  /// Returns the next command, or nothing if none arrived before
+  /// `deadline` (the connection stays usable).
+  std::optional<pr::command> next_until(clock_type::time_point deadline) {
+    while (ready.empty())
+      if (!read(deadline, true))
+        return std::nullopt;
+    return next(deadline);
   }
 
   /// Returns the next command; answers and reports close methods.
@@ -301,6 +319,10 @@ void client::open(const broker_url& url) {
   d.open = true;
 }
 
+void client::set_node(const std::string& node) {
+  impl_->node = node;
+}
+
 void client::call(const Request& req, Response& resp) {
   auto& d = *impl_;
   auto deadline = clock_type::now() + d.timeout;
@@ -310,21 +332,68 @@ void client::call(const Request& req, Response& resp) {
   props.reply_to = d.reply_queue;
   props.correlation_id = corr;
   props.user_id = d.url.user;
+  if (!d.node.empty()) {
+    // Another broker answers: its reply crosses back over a (dynamic)
+    // route on qmf.default.direct, bound with our reply queue's name.
+    if (!d.reply_bound) {
+      pr::queue_bind qb;
+      qb.queue = d.reply_queue;
+      qb.exchange = "qmf.default.direct";
+      qb.routing_key = d.reply_queue;
+      d.rpc<pr::queue_bind_ok>(1, qb, deadline);
+      d.reply_bound = true;
+    }
+    props.reply_to = "qmf.default.direct/" + d.reply_queue;
+  }
   std::string body;
   req.SerializeToString(&body);
-  d.publish("qmf.default.direct", "broker", props, body);
-  d.flush(deadline);
+  auto key = d.node.empty() ? std::string{"broker"} : d.node;
+  std::string returned;
   for (;;) {
-    auto cmd = d.next(deadline);
-    if (auto* r = std::get_if<pr::basic_return>(&cmd.m))
-      d.fail(client_failure::protocol,
-             "the management request was returned (" + r->reply_text
-               + "): no management agent is bound to qmf.default.direct");
-    if (!std::holds_alternative<pr::basic_deliver>(cmd.m) || !cmd.header)
-      continue;
+    d.publish("qmf.default.direct", key, props, body);
+    d.flush(deadline);
+    // Through another broker, the route may not know our reply binding
+    // yet: ask again every second (the reads are idempotent; the first
+    // answer wins, later ones are skipped by their correlation id).
+    auto resend
+      = d.node.empty()
+          ? deadline
+          : std::min(deadline, clock_type::now() + std::chrono::seconds(1));
+    std::optional<pr::command> got;
+    for (;;) {
+      got = d.next_until(resend);
+      if (!got)
+        break;
+      auto& cmd = *got;
+      if (auto* r = std::get_if<pr::basic_return>(&cmd.m)) {
+        if (d.node.empty())
+          d.fail(client_failure::protocol,
+                 "the management request was returned (" + r->reply_text
+                   + "): no management agent is bound to qmf.default.direct");
+        returned = r->reply_text;
+        continue;
+      }
+      if (std::holds_alternative<pr::basic_deliver>(cmd.m) && cmd.header) {
+        auto& p = cmd.header->properties;
+        if (p.correlation_id && *p.correlation_id == corr)
+          break; // A late reply to an earlier request is skipped.
+      }
+    }
+    if (!got) {
+      if (clock_type::now() < deadline)
+        continue;
+      if (!returned.empty())
+        d.fail(client_failure::timeout,
+               "no route to node '" + d.node
+                 + "' on qmf.default.direct (the request was returned: "
+                 + returned
+                 + "); that broker needs a dynamic route on "
+                   "qmf.default.direct from this one");
+      d.fail(client_failure::timeout,
+             "no answer from node '" + d.node + "' within the timeout");
+    }
+    auto& cmd = *got;
     auto& p = cmd.header->properties;
-    if (!p.correlation_id || *p.correlation_id != corr)
-      continue; // A late reply to an earlier request.
     bool parsed = false;
     if (p.content_type && *p.content_type == "application/x-protobuf")
       parsed = resp.ParseFromString(cmd.body);

@@ -61,6 +61,13 @@ public:
   /// Connects and logs in.
   void open(const broker_url& url);
 
+  /// Addresses later requests to the broker named `node` (its --name)
+  /// instead of the one connected to: routing key `node` on
+  /// qmf.default.direct, reply_to "qmf.default.direct/REPLY_QUEUE" with the
+  /// reply queue bound there, so the request and the reply cross federation
+  /// routes on qmf.default.direct (docs/federation.md). Empty: this broker.
+  void set_node(const std::string& node);
+
   /// Sends `req` and returns the broker's response.
   void call(const Request& req, Response& resp);
 

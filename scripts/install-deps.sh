@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libcorosync-common-dev libibverbs-dev librdmacm-dev doctest-dev libtomlplusplus-dev
   # tests: real third-party clients and tools
   python3 python3-pika python3-pytest amqp-tools nodejs npm iproute2 procps
+  # fabric TLS tests make throwaway CAs and certificates with the openssl command
+  openssl
   # the inspector: browser test (Debian's chromium, driven by playwright-core)
   # and the /metrics exposition-format parser test
   chromium chromium-driver python3-prometheus-client

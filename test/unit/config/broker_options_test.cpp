@@ -165,6 +165,16 @@ TEST_SUITE("config") {
                         "4",
                         "--link-heartbeat-interval",
                         "30",
+                        "--fabric-certificate",
+                        "/etc/flotilla/node.pem",
+                        "--fabric-key",
+                        "/etc/flotilla/node.key",
+                        "--fabric-ca-file",
+                        "/etc/flotilla/ca.pem",
+                        "--fabric-key-passphrase",
+                        "s3cret",
+                        "--connector",
+                        "name=a address=127.0.0.1:1 exchange=amq.direct",
                         "--config",
                         conf});
     REQUIRE_MESSAGE(p.result.ok, p.result.error);
@@ -206,6 +216,11 @@ TEST_SUITE("config") {
     CHECK(o.fabric_interface == "127.0.0.2");
     CHECK(o.link_maintenance_interval == 4);
     CHECK(o.link_heartbeat_interval == 30);
+    CHECK(o.fabric_certificate == "/etc/flotilla/node.pem");
+    CHECK(o.fabric_key == "/etc/flotilla/node.key");
+    CHECK(o.fabric_ca_file == "/etc/flotilla/ca.pem");
+    CHECK(o.fabric_key_passphrase == "s3cret");
+    CHECK(o.connectors.size() == 1);
     CHECK(o.config == conf);
     // Every option that takes part in describe() was changed above.
     auto d = describe(o);

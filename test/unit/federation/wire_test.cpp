@@ -59,6 +59,10 @@ caf::behavior echo_impl(caf::event_based_actor* self, int /* unused */) {
     [](push_atom, subscription& s) {
       return pushed{true, {}, s.bridge, "id", s.exchange};
     },
+    [](duplex_atom, duplex_offer& o) {
+      return o.name + "|" + o.static_keys.at(0) + "|" + o.exclude.at(0) + "|"
+             + std::to_string(o.max_hops) + (o.session ? "|session" : "");
+    },
   };
 }
 
@@ -127,6 +131,22 @@ TEST_SUITE("federation") {
         },
         [](caf::error& e) {
           FAIL("push: " << to_string(e));
+        });
+    duplex_offer o;
+    o.name = "to-a";
+    o.exchanges = {"amq.direct"};
+    o.static_exchanges = {"amq.topic"};
+    o.static_keys = {"k.>"};
+    o.exclude = {"x.#"};
+    o.max_hops = 3;
+    o.session = caf::actor_cast<caf::actor>(self);
+    self->request(*remote, t, duplex_atom::value, o)
+      .receive(
+        [](std::string& r) {
+          CHECK(r == "to-a|k.>|x.#|3|session");
+        },
+        [](caf::error& e) {
+          FAIL("duplex: " << to_string(e));
         });
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
