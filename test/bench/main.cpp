@@ -46,6 +46,10 @@ struct stamp {
 };
 static_assert(sizeof(stamp) == stamp_size);
 
+/// The publisher id of --warm-up probes: consumers skip them (a late probe
+/// may still arrive while the run is measured).
+constexpr uint32_t probe_publisher = UINT32_MAX;
+
 uint64_t now_ns() {
   return static_cast<uint64_t>(
     std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -390,11 +394,17 @@ void run_consumer(run_state& rs, int id, connection& c, queue_state& q) {
 
   auto finish = [&] {
     auto now = now_ns();
-    if (res.first_ns == 0)
-      res.first_ns = now;
-    res.last_ns = now;
-    ++res.delivered;
-    ++delivered_local;
+    stamp s;
+    std::memcpy(&s, head, stamp_size);
+    bool probe = got >= stamp_size && s.run == rs.nonce
+                 && s.publisher == probe_publisher;
+    if (!probe) {
+      if (res.first_ns == 0)
+        res.first_ns = now;
+      res.last_ns = now;
+      ++res.delivered;
+      ++delivered_local;
+    }
     if (opt.manual_ack) {
       if (opt.multiple_ack <= 1) {
         pr::append_method_frame(c.out(), 1, pr::basic_ack{tag, false});
@@ -407,8 +417,8 @@ void run_consumer(run_state& rs, int id, connection& c, queue_state& q) {
         }
       }
     }
-    stamp s;
-    std::memcpy(&s, head, stamp_size);
+    if (probe)
+      return;
     if (got < stamp_size || s.run != rs.nonce
         || s.publisher >= static_cast<uint32_t>(np) || !q.seen[s.publisher]) {
       ++res.bad;
@@ -537,6 +547,65 @@ void declare_queue(connection& c, const options& opt, const std::string& name) {
   c.call<pr::queue_declare_ok>(d);
 }
 
+/// Publishes probe messages on `pub` to `exchange` with `key` until one is
+/// delivered from `queue` on `con` (a route between brokers is ready), one
+/// every 100 ms; throws bench_error after opt.warm_up seconds. Probes carry
+/// probe_publisher in their stamp, so the measured consumers skip late ones.
+void warm_up(const options& opt, uint32_t nonce, connection& pub,
+             connection& con, const std::string& exchange,
+             const std::string& key, const std::string& queue) {
+  pr::basic_consume bc;
+  bc.queue = queue;
+  bc.consumer_tag = "warm-up";
+  bc.no_ack = true;
+  con.call<pr::basic_consume_ok>(bc);
+  pr::basic_publish bp;
+  bp.exchange = exchange;
+  bp.routing_key = key;
+  pr::basic_properties props;
+  if (opt.persistent)
+    props.delivery_mode = 2;
+  std::string body(opt.size, 'x');
+  auto deadline
+    = clock_type::now() + std::chrono::duration<double>(opt.warm_up);
+  bool arrived = false;
+  uint64_t seq = 0;
+  pr::method m;
+  auto on_con = [&](const pr::frame_view& f) {
+    if (f.channel == 1 && con.decode(f, m)
+        && std::holds_alternative<pr::basic_deliver>(m))
+      arrived = true;
+  };
+  auto on_pub = [&](const pr::frame_view& f) {
+    pub.decode(f, m); // throws if the broker closed the channel
+  };
+  while (!arrived) {
+    if (clock_type::now() > deadline)
+      throw bench_error("warm-up: no probe reached " + queue + " within "
+                        + std::to_string(static_cast<int>(opt.warm_up))
+                        + " s (is the route up?)");
+    stamp st{nonce, probe_publisher, seq++, now_ns()};
+    std::memcpy(body.data(), &st, stamp_size);
+    pr::append_method_frame(pub.out(), 1, bp);
+    pr::append_header_frame(pub.out(), 1, body.size(), props);
+    pr::append_body_frames(pub.out(), 1, body, pub.frame_max());
+    pub.flush(5s);
+    auto until = clock_type::now() + 100ms;
+    while (!arrived && clock_type::now() < until) {
+      con.pump(10000us, on_con);
+      if (&pub != &con)
+        pub.pump(0us, on_pub);
+    }
+  }
+  pr::basic_cancel cancel;
+  cancel.consumer_tag = "warm-up";
+  con.call<pr::basic_cancel_ok>(cancel);
+}
+
+bool same_broker(const url& a, const url& b) {
+  return a.host == b.host && a.port == b.port && a.vhost == b.vhost;
+}
+
 // -- output ----------------------------------------------------------------
 
 std::string json_escape(const std::string& s) {
@@ -608,6 +677,11 @@ int mode_run(const options& opt) {
   std::string exchange;
   if (opt.fanout > 0)
     exchange = opt.queue_name.empty() ? id + "-fx" : opt.queue_name + "-fx";
+  else if (!opt.exchange.empty())
+    exchange = opt.exchange;
+  const bool two_brokers = !same_broker(opt.url, opt.consume_url);
+  const bool declare_exchange
+    = opt.fanout > 0 || (!exchange.empty() && exchange.rfind("amq.", 0) != 0);
 
   for (int i = 0; i < np; ++i) {
     auto p = std::make_unique<publisher_state>();
@@ -628,7 +702,8 @@ int mode_run(const options& opt) {
     } else {
       auto& q = *rs.queues[p % nq];
       q.publishers.push_back(p);
-      rs.pubs[p]->routing_key = q.name;
+      rs.pubs[p]->routing_key
+        = opt.routing_key.empty() ? q.name : opt.routing_key;
     }
   }
   for (auto& q : rs.queues)
@@ -639,25 +714,41 @@ int mode_run(const options& opt) {
 
   broker_sampler broker;
   broker.pid = opt.broker_pid;
+  broker_sampler consume_broker;
+  consume_broker.pid = opt.consume_broker_pid;
+  // control: on the consuming broker (queues); pub_control: on the
+  // publishing broker when that is another one.
   connection control;
+  connection pub_control;
   int rc = 0;
   try {
-    control.open(opt.url, id + "-control");
-    if (opt.fanout > 0) {
+    control.open(opt.consume_url, id + "-control");
+    if (two_brokers)
+      pub_control.open(opt.url, id + "-pcontrol");
+    if (declare_exchange) {
       pr::exchange_declare d;
       d.exchange = exchange;
-      d.type = "fanout";
+      d.type = opt.fanout > 0 ? "fanout" : opt.exchange_type;
       d.durable = opt.durable;
       control.call<pr::exchange_declare_ok>(d);
+      if (two_brokers)
+        pub_control.call<pr::exchange_declare_ok>(d);
     }
     for (auto& q : rs.queues) {
       declare_queue(control, opt, q->name);
-      if (opt.fanout > 0) {
+      if (!exchange.empty()) {
         pr::queue_bind b;
         b.queue = q->name;
         b.exchange = exchange;
+        if (opt.fanout == 0)
+          b.routing_key = rs.pubs[q->publishers.at(0)]->routing_key;
         control.call<pr::queue_bind_ok>(b);
       }
+    }
+    if (opt.warm_up > 0) {
+      auto& q = *rs.queues.at(0);
+      warm_up(opt, rs.nonce, two_brokers ? pub_control : control, control,
+              exchange, rs.pubs[q.publishers.at(0)]->routing_key, q.name);
     }
   } catch (const bench_error& e) {
     std::fprintf(stderr, "flotilla-bench: setup failed: %s\n", e.what());
@@ -665,6 +756,7 @@ int mode_run(const options& opt) {
   }
 
   broker.begin();
+  consume_broker.begin();
   auto cpu0 = self_cpu_seconds();
   std::vector<std::unique_ptr<connection>> conns;
   std::vector<std::thread> threads;
@@ -676,7 +768,7 @@ int mode_run(const options& opt) {
       auto& c = *conns[i];
       auto& q = *rs.queues[i % rs.queues.size()];
       try {
-        c.open(opt.url, id + "-c" + std::to_string(i));
+        c.open(opt.consume_url, id + "-c" + std::to_string(i));
         if (opt.prefetch > 0) {
           pr::basic_qos qos;
           qos.prefetch_count = opt.prefetch;
@@ -729,6 +821,7 @@ int mode_run(const options& opt) {
   while (!finished.load()) {
     std::this_thread::sleep_for(100ms);
     broker.sample();
+    consume_broker.sample();
     auto p = rs.progress.load();
     if (p != last_progress) {
       last_progress = p;
@@ -772,9 +865,11 @@ int mode_run(const options& opt) {
     while (clock_type::now() < until) {
       std::this_thread::sleep_for(100ms);
       broker.sample();
+      consume_broker.sample();
     }
   }
   broker.finish();
+  consume_broker.finish();
   auto client_cpu = self_cpu_seconds() - cpu0;
 
   for (auto& c : conns)
@@ -786,7 +881,8 @@ int mode_run(const options& opt) {
         d.queue = q->name;
         control.call<pr::queue_delete_ok>(d);
       }
-      if (!exchange.empty()) {
+      // A named --exchange is not ours to delete (a route may use it).
+      if (opt.fanout > 0) {
         pr::exchange_delete d;
         d.exchange = exchange;
         control.call<pr::exchange_delete_ok>(d);
@@ -796,6 +892,7 @@ int mode_run(const options& opt) {
     }
   }
   control.close();
+  pub_control.close();
 
   // -- results --
   uint64_t published = 0, confirmed = 0, nacked = 0;
@@ -852,6 +949,9 @@ int mode_run(const options& opt) {
   if (opt.json) {
     json_object cfg;
     cfg.str("url", opt.url.host + ":" + std::to_string(opt.url.port))
+      .str("consume_url",
+           opt.consume_url.host + ":" + std::to_string(opt.consume_url.port))
+      .str("exchange", opt.exchange)
       .u64("publishers", np)
       .u64("consumers", nc)
       .u64("queues", nq)
@@ -905,8 +1005,17 @@ int mode_run(const options& opt) {
       .num("consume_rate", con_rate)
       .num("consume_mbps", con_rate * mb)
       .raw("latency_us", latency.text())
-      .raw("broker", br.text())
-      .num("client_cpu_s", client_cpu);
+      .raw("broker", br.text());
+    if (opt.consume_broker_pid > 0) {
+      json_object cb;
+      cb.u64("pid", opt.consume_broker_pid)
+        .u64("rss_start_kb", consume_broker.start_kb)
+        .u64("rss_peak_kb", consume_broker.peak_kb)
+        .u64("rss_end_kb", consume_broker.end_kb)
+        .num("cpu_s", consume_broker.cpu_end - consume_broker.cpu_start);
+      o.raw("consume_broker", cb.text());
+    }
+    o.num("client_cpu_s", client_cpu);
     std::printf("%s\n", o.text().c_str());
   } else {
     std::printf(
@@ -936,6 +1045,13 @@ int mode_run(const options& opt) {
                   "  CPU %.2f s\n",
                   broker.start_kb / 1024.0, broker.peak_kb / 1024.0,
                   broker.end_kb / 1024.0, broker.cpu_end - broker.cpu_start);
+    if (opt.consume_broker_pid > 0)
+      std::printf("consumer's broker RSS start %.1f MiB  peak %.1f MiB  end "
+                  "%.1f MiB  CPU %.2f s\n",
+                  consume_broker.start_kb / 1024.0,
+                  consume_broker.peak_kb / 1024.0,
+                  consume_broker.end_kb / 1024.0,
+                  consume_broker.cpu_end - consume_broker.cpu_start);
     std::printf("client     CPU %.2f s  elapsed %.2f s\n", client_cpu, elapsed);
     std::printf("check      lost %" PRIu64 "  duplicates %" PRIu64
                 "  out-of-order %" PRIu64 "  bad %" PRIu64 "  nacked %" PRIu64
@@ -1102,6 +1218,35 @@ int mode_delete(const options& opt) {
   return 0;
 }
 
+// -- mode: declare -----------------------------------------------------------
+
+/// Declares --exchange on --url and on --consume-url (e.g. before a
+/// federation route between them is set up, which needs it on both ends).
+int mode_declare(const options& opt) {
+  if (opt.exchange.empty()) {
+    std::fprintf(stderr, "flotilla-bench: declare needs --exchange\n");
+    return 2;
+  }
+  try {
+    for (const url* u : {&opt.url, &opt.consume_url}) {
+      if (u == &opt.consume_url && same_broker(opt.url, opt.consume_url))
+        break;
+      connection c;
+      c.open(*u, "declare");
+      pr::exchange_declare d;
+      d.exchange = opt.exchange;
+      d.type = opt.exchange_type;
+      d.durable = opt.durable;
+      c.call<pr::exchange_declare_ok>(d);
+      c.close();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flotilla-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 } // namespace
 } // namespace flotilla::bench
 
@@ -1129,5 +1274,7 @@ int main(int argc, char** argv) {
     return mode_wait_ready(opt);
   if (opt.mode == "delete")
     return mode_delete(opt);
+  if (opt.mode == "declare")
+    return mode_declare(opt);
   return mode_run(opt);
 }

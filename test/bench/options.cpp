@@ -15,6 +15,9 @@ Usage: flotilla-bench [options]
 Connection
   --url URL              amqp://user:password@host:port/vhost
                          (default amqp://guest:guest@127.0.0.1:5672/)
+  --consume-url URL      consumers connect here and the queues are declared
+                         here (default: --url); publishers use --url. For a
+                         route between brokers, e.g. federation A -> B
 Topology (names are unique per run; everything is deleted afterwards)
   --publishers N         publisher connections (default 1)
   --consumers N          consumer connections (default 1; 0 = only publish,
@@ -28,6 +31,16 @@ Topology (names are unique per run; everything is deleted afterwards)
   --queue-name NAME      use NAME (NAME-i for several queues) instead of a
                          unique name
   --keep                 do not delete queues/exchange at the end
+  --exchange NAME        publish to exchange NAME with --routing-key instead
+                         of the default exchange; NAME is declared (unless
+                         amq.*) on both brokers and never deleted; the queue
+                         is bound to it on the consuming broker. One queue
+  --exchange-type TYPE   type of --exchange (default direct)
+  --routing-key KEY      routing and binding key (default: the queue name)
+  --warm-up SECONDS      before measuring, publish probe messages until one
+                         reaches the queue (e.g. a federation link is up);
+                         fail after SECONDS. Probes are not counted, and
+                         late ones are ignored by the consumers
 Workload
   --messages N           messages per publisher (default 100000)
   --duration SECONDS     publish for this long instead of --messages
@@ -54,6 +67,8 @@ Modes
                          report how long that took (restart time)
   --mode delete          delete the queues named by --queue-name (and
                          --queues N for NAME-i)
+  --mode declare         declare --exchange (--exchange-type, --durable) on
+                         --url and --consume-url, then exit
   --connections N        connections for idle-connections
   --hold SECONDS         how long to hold idle connections (default 3)
   --expect N             wait-ready: messages the queue must hold
@@ -61,6 +76,8 @@ Modes
 Reporting
   --broker-pid PID       sample VmRSS (/proc/PID/status) and CPU time of the
                          broker during the run
+  --consume-broker-pid PID
+                         the same for the broker of --consume-url
   --settle SECONDS       wait before the final memory sample (default 0)
   --stall-timeout SECS   fail when no message moves for this long (30)
   --label TEXT           copied into the JSON output
@@ -131,6 +148,12 @@ std::string parse_options(int argc, char** argv, options& out) {
   };
   std::map<std::string, setter> with_value{
     {"--url", str(out.url_text)},
+    {"--consume-url", str(out.consume_url_text)},
+    {"--exchange", str(out.exchange)},
+    {"--exchange-type", str(out.exchange_type)},
+    {"--routing-key", str(out.routing_key)},
+    {"--warm-up", dbl(out.warm_up)},
+    {"--consume-broker-pid", num(out.consume_broker_pid, 1u << 30)},
     {"--mode", str(out.mode)},
     {"--publishers", num(out.publishers, 100000)},
     {"--consumers", num(out.consumers, 100000)},
@@ -202,8 +225,18 @@ std::string parse_options(int argc, char** argv, options& out) {
   }
   if (auto err = parse_url(out.url_text, out.url); !err.empty())
     return err;
+  if (out.consume_url_text.empty())
+    out.consume_url = out.url;
+  else if (auto err = parse_url(out.consume_url_text, out.consume_url);
+           !err.empty())
+    return "--consume-url: " + err;
+  if (!out.exchange.empty() && (out.fanout > 0 || out.queues != 1))
+    return "--exchange takes one queue (no --fanout, --queues 1)";
+  if (out.exchange.empty() && !out.routing_key.empty())
+    return "--routing-key needs --exchange";
   if (out.mode != "run" && out.mode != "idle-connections"
-      && out.mode != "wait-ready" && out.mode != "delete")
+      && out.mode != "wait-ready" && out.mode != "delete"
+      && out.mode != "declare")
     return "unknown mode " + out.mode;
   if (out.size < 24)
     return "--size must be at least 24 (the body carries a 24-byte stamp)";

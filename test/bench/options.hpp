@@ -11,7 +11,10 @@ namespace flotilla::bench {
 struct options {
   std::string url_text = "amqp://guest:guest@127.0.0.1:5672/";
   bench::url url;
-  /// run | idle-connections | wait-ready | delete
+  /// Consumers (and the queues) are on this broker; empty = url_text.
+  std::string consume_url_text;
+  bench::url consume_url;
+  /// run | idle-connections | wait-ready | delete | declare
   std::string mode = "run";
 
   // Topology.
@@ -22,6 +25,14 @@ struct options {
   bool durable = false;
   std::string queue_name; ///< Fixed queue name instead of a unique one.
   bool keep = false;      ///< Do not delete queues/exchanges at the end.
+  /// Publish to this exchange (declared on both brokers, never deleted)
+  /// instead of the default exchange; the queue is bound with routing_key.
+  std::string exchange;
+  std::string exchange_type = "direct";
+  std::string routing_key; ///< Empty: the queue's name.
+  /// > 0: before measuring, publish probes until one reaches the consumer's
+  /// queue (a federation route is ready); fail after this many seconds.
+  double warm_up = 0;
 
   // Workload.
   uint64_t messages = 100000; ///< Per publisher.
@@ -37,6 +48,7 @@ struct options {
 
   // Memory, idle connections, restarts.
   int broker_pid = 0;
+  int consume_broker_pid = 0; ///< The consuming broker, if another one.
   int connections = 0;
   double hold = 3;      ///< Seconds to hold idle connections.
   uint64_t expect = 0;  ///< wait-ready: messages the queue must report.

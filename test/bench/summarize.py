@@ -20,6 +20,8 @@ TITLES = {
     "8a": "memory with N queued 100 B messages",
     "8b": "memory with N idle connections",
     "9": "restart with N persistent messages queued",
+    "10a": "federation A -> B, transient 100 B",
+    "10b": "federation A -> B, persistent 100 B, confirms on A, manual ack on B",
 }
 
 NOTES = {
@@ -28,18 +30,37 @@ NOTES = {
     "9": "from starting the process until the queue reports every "
          "message; both brokers were stopped cleanly after the fill.",
 }
+NOTES["10a"] = NOTES["10b"] = (
+    "published on broker A, consumed on broker B (a second broker of the "
+    "same kind); CPU and RSS are of A and B together (rows A, B: each).")
 
 
 def throughput_metrics(r):
     consumed = r.get("consumed", 0) or 0
     cpu = r.get("broker", {}).get("cpu_s", 0)
+    b = r.get("consume_broker")
+    if b is None:
+        return {
+            "publish msg/s": (r.get("publish_rate"), True),
+            "consume msg/s": (r.get("consume_rate"), True),
+            "consume MB/s": (r.get("consume_mbps"), True),
+            "broker CPU us/msg": (cpu / consumed * 1e6 if consumed else None,
+                                  False),
+            "broker peak RSS MiB": (r["broker"]["rss_peak_kb"] / 1024, False),
+        }
+
+    # Two brokers (federation): publish on A, consume on B.
+    def per_msg(c):
+        return c / consumed * 1e6 if consumed else None
+    cpu_b = b.get("cpu_s", 0)
     return {
         "publish msg/s": (r.get("publish_rate"), True),
         "consume msg/s": (r.get("consume_rate"), True),
-        "consume MB/s": (r.get("consume_mbps"), True),
-        "broker CPU us/msg": (cpu / consumed * 1e6 if consumed else None,
-                              False),
-        "broker peak RSS MiB": (r["broker"]["rss_peak_kb"] / 1024, False),
+        "broker CPU us/msg (A+B)": (per_msg(cpu + cpu_b), False),
+        "broker CPU us/msg A": (per_msg(cpu), False),
+        "broker CPU us/msg B": (per_msg(cpu_b), False),
+        "broker peak RSS MiB (A+B)": (
+            (r["broker"]["rss_peak_kb"] + b["rss_peak_kb"]) / 1024, False),
     }
 
 
@@ -91,7 +112,7 @@ def metrics_of(scenario, r):
         return restart_metrics(r)
     m = throughput_metrics(r)
     if scenario != "7":
-        m.pop("consume MB/s")
+        m.pop("consume MB/s", None)
     return m
 
 
@@ -121,7 +142,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--machine", default="")
     ap.add_argument("--command", default="")
+    ap.add_argument("--note", action="append", default=[],
+                    help="ID=TEXT: a note for scenario ID (added to the "
+                    "built-in one)")
     a = ap.parse_args()
+    for n in a.note:
+        sid, _, text = n.partition("=")
+        NOTES[sid] = (NOTES[sid] + " " + text) if sid in NOTES else text
 
     runs = [json.loads(line) for line in open(a.results) if line.strip()]
     by = {}
