@@ -1,5 +1,6 @@
 #include "actors/resource_monitor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -36,14 +37,47 @@ uint64_t cgroup_limit() {
   return std::numeric_limits<uint64_t>::max();
 }
 
+/// What the last trim left (see trim()).
+struct trim_state {
+  uint64_t rss = 0;  ///< Resident bytes after it.
+  uint64_t used = 0; ///< Memory in use then.
+};
+
 struct monitor_state {
   static inline const char* name = "resource_monitor";
+  trim_state trim;
 };
+
+/// Free memory above this is given back to the kernel (see trim()).
+constexpr uint64_t trim_slack = uint64_t{128} << 20;
+
+/// Returns memory the allocator keeps free to the kernel once a backlog has
+/// drained: glibc only ever trims the top of each arena, so a broker that
+/// held a million messages kept its peak RSS after they were consumed.
+/// Tries again only once the RSS grew or the memory in use fell by
+/// trim_slack since (a fragmented heap may not shrink).
+void trim(trim_state& last) {
+  auto rss = resident_bytes();
+  auto used = memory_in_use();
+  if (rss <= used || rss - used < std::max(trim_slack, used / 2))
+    return;
+  if (last.rss != 0 && rss < last.rss + trim_slack
+      && used + trim_slack > last.used)
+    return;
+  malloc_trim(0);
+  last.rss = resident_bytes();
+  last.used = used;
+  FLOTILLA_LOG(info, "memory: returned "
+                       << (rss > last.rss ? rss - last.rss : 0) / (1 << 20)
+                       << " MiB of free memory to the kernel");
+}
 
 /// Checks both resources; returns the delay until the next check: the
 /// interval, or a tenth of it when a resource is within a factor of two of
 /// its limit (a fast publisher fills a disk in seconds).
-std::chrono::milliseconds check(broker& node, const resource_limits& lim) {
+std::chrono::milliseconds check(broker& node, const resource_limits& lim,
+                                trim_state& last_trim) {
+  trim(last_trim);
   bool close = false;
   if (lim.memory_high_watermark != 0) {
     auto used = memory_in_use();
@@ -82,12 +116,15 @@ uint64_t resident_bytes() {
 }
 
 uint64_t memory_in_use() {
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan replaces malloc: glibc's arenas hold almost nothing, use the RSS.
+  return resident_bytes();
+#else
+  // Not "RSS when mallinfo2 reports little": after a backlog drained, the
+  // memory in use is rightly small while the RSS is still the peak.
   auto mi = mallinfo2();
-  uint64_t used = mi.uordblks + mi.hblkhd;
-  // Under ASan glibc's arenas hold almost nothing: use the RSS then.
-  if (used < (uint64_t{4} << 20))
-    return resident_bytes();
-  return used;
+  return mi.uordblks + mi.hblkhd;
+#endif
 }
 
 uint64_t disk_free(const std::string& dir) {
@@ -99,10 +136,12 @@ uint64_t disk_free(const std::string& dir) {
 
 static caf::behavior monitor_impl(caf::stateful_actor<monitor_state>* self,
                                   broker* node, resource_limits limits) {
-  self->delayed_send(self, check(*node, limits), tick_atom::value);
+  auto& last = self->state.trim;
+  self->delayed_send(self, check(*node, limits, last), tick_atom::value);
   return {
     [=](tick_atom) {
-      self->delayed_send(self, check(*node, limits), tick_atom::value);
+      auto& last = self->state.trim;
+      self->delayed_send(self, check(*node, limits, last), tick_atom::value);
     },
   };
 }
