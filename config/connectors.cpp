@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "config/broker_options.hpp"
+#include "config/users.hpp"
 #include "protocol/matching.hpp"
 
 namespace flotilla::config {
@@ -19,18 +20,6 @@ bool has_blank_or_control(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) {
     return is_blank(c) || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
   });
-}
-
-// Splits `s` at `sep`; keeps empty parts (callers reject them).
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  for (;;) {
-    auto at = s.find(sep);
-    out.push_back(s.substr(0, at));
-    if (at == std::string_view::npos)
-      return out;
-    s.remove_prefix(at + 1);
-  }
 }
 
 bool parse_number(std::string_view text, uint32_t lo, uint32_t hi,

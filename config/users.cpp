@@ -116,17 +116,6 @@ struct parsed_hash {
   std::string digest;
 };
 
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> r;
-  for (;;) {
-    auto pos = s.find(sep);
-    r.push_back(s.substr(0, pos));
-    if (pos == std::string_view::npos)
-      return r;
-    s.remove_prefix(pos + 1);
-  }
-}
-
 bool parse_hash(std::string_view text, parsed_hash& out) {
   auto parts = split(text, '$');
   if (parts.size() != 4 || parts[0] != scheme)
@@ -405,6 +394,17 @@ bool parse_amqplain(std::string_view response, std::string& user,
   user = std::string(*login);
   pass = std::string(*password);
   return true;
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> r;
+  for (;;) {
+    auto pos = s.find(sep);
+    r.push_back(s.substr(0, pos));
+    if (pos == std::string_view::npos)
+      return r;
+    s.remove_prefix(pos + 1);
+  }
 }
 
 } // namespace flotilla::config

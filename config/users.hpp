@@ -106,4 +106,7 @@ std::string base64_encode(std::string_view in);
 /// no whitespace) into `out`; returns false on anything else.
 bool base64_decode(std::string_view in, std::string& out);
 
+/// Splits `s` at `sep`, keeping empty parts (callers decide about them).
+std::vector<std::string_view> split(std::string_view s, char sep);
+
 } // namespace flotilla::config
