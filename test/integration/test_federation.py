@@ -216,9 +216,12 @@ def test_static_route(make_broker, wait_until):
     assert [h["x-flotilla-origin-seq"] for _, h in got] == list(range(1, 201))
     [br] = bridges(b)
     assert br["direction"] == "in" and br["key"] == "k1" and br["credit"] == 10
-    assert int(br["messages_in"]) == 200 and int(br["backlog"]) == 0
+    assert int(br["messages_in"]) == 200 and int(br["in_flight"]) == 0
+    assert int(br["bytes_in"]) == sum(len(b"m%d" % i) for i in range(200))
+    # Backlog and lag: what the source's export last sampled (every second).
+    wait_until(lambda: [(x["backlog"], x["lag_ms"]) for x in bridges(b)] == [("0", "0")], 5)
     [out] = [x for x in bridges(a) if x["direction"] == "out"]
-    assert int(out["messages_out"]) == 200
+    assert int(out["messages_out"]) == 200 and int(out["bytes_out"]) == int(br["bytes_in"])
     text = cli("route", "list", addr(b)).stdout
     assert "amq.direct" in text and "k1" in text and "static" in text
     # Deleting the route stops the flow and drops the unused link.
