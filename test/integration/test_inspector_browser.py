@@ -3,7 +3,10 @@ by npm's playwright-core (js/inspector.browser.mjs). Logs in, creates a queue
 and publishes through AMQP, and checks that the page shows the queue and its
 depth within two seconds. The screenshots are test artifacts (in the test's
 tmp dir); with FLOTILLA_UPDATE_SCREENSHOTS=1 they are also copied to
-docs/images/ for docs/inspector.md."""
+docs/images/ for docs/inspector.md.
+
+The topology page (js/topology.browser.mjs) is checked against two real
+brokers and a federation route between them."""
 
 import json
 import os
@@ -11,7 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pika
 import pytest
+
+from test_federation import addr, cli, mgmt
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
@@ -63,3 +69,62 @@ def test_inspector_in_chromium(broker, tmp_path):
         if os.environ.get("FLOTILLA_UPDATE_SCREENSHOTS") == "1":
             DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp_path / shot, DOCS_IMAGES / shot)
+
+
+def run_script(script, env, timeout=150):
+    """Runs a browser script; returns (exit code, output, {step: record})."""
+    run = subprocess.run(["node", str(JS_DIR / script)], cwd=str(JS_DIR),
+                         env=dict(os.environ, CHROMIUM=CHROMIUM, NODE_NO_WARNINGS="1", **env),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    out = run.stdout.decode("utf-8", "replace")
+    steps = {}
+    for line in out.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if "step" in rec:
+            steps[rec["step"]] = rec
+    return run.returncode, out, steps
+
+
+@pytest.mark.timeout(180)
+def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path):
+    p = problem()
+    assert p is None, p
+    src = make_broker()
+    dest = make_broker()
+    # A route into dest pulled from src: the link lives on dest.
+    cli("route", "add", addr(dest), addr(src), "amq.direct", "topo")
+    link = "127.0.0.1:%d" % src.port
+    remote = mgmt(src, "overview")["overview"]["broker"]["node"]
+
+    def bridge_states():
+        return [o["bridge"]["state"] for o in mgmt(dest, "list", "bridge").get("objects", [])]
+    wait_until(lambda: bridge_states() == ["active"], 15)
+    dconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", dest.port))
+    dch = dconn.channel()
+    dch.queue_declare("topo-in")
+    dch.queue_bind("topo-in", "amq.direct", "topo")
+    sconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", src.port))
+    sch = sconn.channel()
+    sch.confirm_delivery()
+    for i in range(5):
+        sch.basic_publish("amq.direct", "topo", b"m%d" % i)
+    wait_until(lambda: dch.queue_declare("topo-in", passive=True).method.message_count == 5, 15)
+    code, out, steps = run_script("topology.browser.mjs", {
+        "INSPECTOR_URL": dest.inspector_url, "REMOTE_NODE": remote, "LINK_NAME": link,
+        "LINK_STATE": "Operational", "MESSAGES": "5", "SHOT_DIR": str(tmp_path)})
+    assert code == 0, "browser script failed:\n" + out
+    for name in ("logged in", "topology drawn", "remote broker node", "link edge",
+                 "link messages", "done"):
+        assert name in steps, "step %r missing:\n%s" % (name, out)
+    # The source's page shows the export to dest (an edge towards dest).
+    local = mgmt(dest, "overview")["overview"]["broker"]["node"]
+    code, out, steps = run_script("topology.browser.mjs", {
+        "INSPECTOR_URL": src.inspector_url, "REMOTE_NODE": local,
+        "LINK_NAME": "exports to %s" % local, "LINK_STATE": "Operational",
+        "EDGE_TO": local})
+    assert code == 0, "browser script failed on the source:\n" + out
+    sconn.close()
+    dconn.close()
