@@ -92,8 +92,8 @@ def run_script(script, env, timeout=150):
 def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path):
     p = problem()
     assert p is None, p
-    src = make_broker()
-    dest = make_broker()
+    src = make_broker(args=["--name", "topo-src"])
+    dest = make_broker(args=["--name", "topo-dest"])
     # A route into dest pulled from src: the link lives on dest.
     cli("route", "add", addr(dest), addr(src), "amq.direct", "topo")
     link = "127.0.0.1:%d" % src.port

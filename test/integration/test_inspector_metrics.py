@@ -243,8 +243,8 @@ def check_both_parsers(text):
 
 
 def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
-    src = make_broker()
-    dest = make_broker()
+    src = make_broker(args=["--name", "metrics-src"])
+    dest = make_broker(args=["--name", "metrics-dest"])
     cli("route", "add", addr(dest), addr(src), "amq.direct", "fed-metrics")
     link = "127.0.0.1:%d" % src.port
     src_node = mgmt(src, "overview")["overview"]["broker"]["node"]

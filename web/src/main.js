@@ -429,10 +429,12 @@ function topologyModel(self, links, bridges) {
     if (!nodes.has(name)) nodes.set(name, { id: `broker:${name}`, label: name, color: '#6b7a8f', size: 55 });
     return nodes.get(name).id;
   };
+  // Brokers named alike (the default name is the host name) stay apart.
+  const other = (name, where) => (name === self ? `${name} (${where})` : name);
   const edges = [];
   const pushes = new Set(bridges.filter((b) => b.direction === 'push').map((b) => b.name));
   for (const l of links) {
-    const remote = l.remote_node || `${l.host}:${l.port}`;
+    const remote = other(l.remote_node || `${l.host}:${l.port}`, l.host ? `${l.host}:${l.port}` : l.name);
     const mine = bridges.filter((b) => b.link === l.name);
     const pull = mine.some((b) => b.direction === 'in') || !mine.some((b) => b.direction === 'push');
     const push = mine.some((b) => b.direction === 'push');
@@ -450,7 +452,7 @@ function topologyModel(self, links, bridges) {
     byPeer.set(b.peer, e);
   }
   for (const [peer, e] of byPeer)
-    edges.push({ id: `export:${peer}`, link: `exports to ${peer}`, state: 'Operational', routes: e.routes, error: '', from: self, to: peer, count: e.count });
+    edges.push({ id: `export:${peer}`, link: `exports to ${peer}`, state: 'Operational', routes: e.routes, error: '', from: self, to: other(peer, 'peer'), count: e.count });
   for (const e of edges) { remoteNode(e.from); remoteNode(e.to); }
   return { nodes: [...nodes.values()], edges };
 }
