@@ -1,5 +1,6 @@
 #include "management/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -26,26 +27,12 @@ public:
 
   /// Adds `value` to the sample with labels `ls` (aggregation).
   void sum(const labels& ls, double value) {
-    auto key = render(ls);
-    auto i = index_.find(key);
-    if (i == index_.end()) {
-      index_.emplace(key, samples_.size());
-      samples_.emplace_back(key, value);
-    } else {
-      samples_[i->second].second += value;
-    }
+    merge(ls, value, false);
   }
 
   /// Keeps the largest `value` for the labels `ls` (aggregation of ages).
   void max(const labels& ls, double value) {
-    auto key = render(ls);
-    auto i = index_.find(key);
-    if (i == index_.end()) {
-      index_.emplace(key, samples_.size());
-      samples_.emplace_back(key, value);
-    } else if (value > samples_[i->second].second) {
-      samples_[i->second].second = value;
-    }
+    merge(ls, value, true);
   }
 
   void write(std::string& out) const {
@@ -61,6 +48,17 @@ public:
   }
 
 private:
+  void merge(const labels& ls, double value, bool keep_max) {
+    auto key = render(ls);
+    auto [i, added] = index_.emplace(key, samples_.size());
+    if (added) {
+      samples_.emplace_back(std::move(key), value);
+      return;
+    }
+    auto& v = samples_[i->second].second;
+    v = keep_max ? std::max(v, value) : v + value;
+  }
+
   static std::string render(const labels& ls) {
     if (ls.empty())
       return {};

@@ -94,6 +94,28 @@ def collect(ch, queue, expected, wait_until, timeout=20):
     return got
 
 
+def route_with_traffic(dest, src, key, bodies, wait_until):
+    """Adds a route for `key` on amq.direct from `src` into `dest`, waits
+    until it is active, binds queue KEY-in to it on `dest`, publishes
+    `bodies` on `src` and waits until all arrived. Returns the route's
+    name."""
+    cli("route", "add", addr(dest), addr(src), "amq.direct", key)
+    wait_until(lambda: [x["state"] for x in bridges(dest)] == ["active"], 15)
+    [route] = [x["name"] for x in bridges(dest)]
+    dconn, dch = channel(dest)
+    dch.queue_declare(key + "-in")
+    dch.queue_bind(key + "-in", "amq.direct", key)
+    sconn, sch = channel(src)
+    sch.confirm_delivery()
+    for body in bodies:
+        sch.basic_publish("amq.direct", key, body)
+    wait_until(lambda: dch.queue_declare(key + "-in", passive=True).method.message_count
+               == len(bodies), 15)
+    sconn.close()
+    dconn.close()
+    return route
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

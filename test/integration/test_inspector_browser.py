@@ -14,10 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pika
 import pytest
 
-from test_federation import addr, cli, mgmt
+from test_federation import mgmt, route_with_traffic
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
@@ -40,21 +39,10 @@ def problem():
 def test_inspector_in_chromium(broker, tmp_path):
     p = problem()
     assert p is None, p
-    env = dict(os.environ, INSPECTOR_URL=broker.inspector_url, AMQP_URL=broker.url,
-               SHOT_DIR=str(tmp_path), CHROMIUM=CHROMIUM, NODE_NO_WARNINGS="1")
-    run = subprocess.run(["node", str(JS_DIR / "inspector.browser.mjs")], cwd=str(JS_DIR),
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         timeout=150)
-    out = run.stdout.decode("utf-8", "replace")
-    steps = {}
-    for line in out.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if "step" in rec:
-            steps[rec["step"]] = rec
-    assert run.returncode == 0, "browser script failed:\n" + out
+    code, out, steps = run_script("inspector.browser.mjs", {
+        "INSPECTOR_URL": broker.inspector_url, "AMQP_URL": broker.url,
+        "SHOT_DIR": str(tmp_path)})
+    assert code == 0, "browser script failed:\n" + out
     for name in ("logged in", "websocket live", "queue appeared", "depth changed in list",
                  "depth changed on queue page", "actors view lists the queue",
                  "event log shows the queue", "topology drawn", "done"):
@@ -94,24 +82,10 @@ def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path
     assert p is None, p
     src = make_broker(args=["--name", "topo-src"])
     dest = make_broker(args=["--name", "topo-dest"])
-    # A route into dest pulled from src: the link lives on dest.
-    cli("route", "add", addr(dest), addr(src), "amq.direct", "topo")
+    # A route into dest pulled from src (the link lives on dest), 5 messages.
+    route_with_traffic(dest, src, "topo", [b"m%d" % i for i in range(5)], wait_until)
     link = "127.0.0.1:%d" % src.port
     remote = mgmt(src, "overview")["overview"]["broker"]["node"]
-
-    def bridge_states():
-        return [o["bridge"]["state"] for o in mgmt(dest, "list", "bridge").get("objects", [])]
-    wait_until(lambda: bridge_states() == ["active"], 15)
-    dconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", dest.port))
-    dch = dconn.channel()
-    dch.queue_declare("topo-in")
-    dch.queue_bind("topo-in", "amq.direct", "topo")
-    sconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", src.port))
-    sch = sconn.channel()
-    sch.confirm_delivery()
-    for i in range(5):
-        sch.basic_publish("amq.direct", "topo", b"m%d" % i)
-    wait_until(lambda: dch.queue_declare("topo-in", passive=True).method.message_count == 5, 15)
     code, out, steps = run_script("topology.browser.mjs", {
         "INSPECTOR_URL": dest.inspector_url, "REMOTE_NODE": remote, "LINK_NAME": link,
         "LINK_STATE": "Operational", "MESSAGES": "5", "SHOT_DIR": str(tmp_path)})
@@ -126,5 +100,3 @@ def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path
         "LINK_NAME": "exports to %s" % local, "LINK_STATE": "Operational",
         "EDGE_TO": local})
     assert code == 0, "browser script failed on the source:\n" + out
-    sconn.close()
-    dconn.close()

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import helpers
-from test_federation import addr, cli, mgmt
+from test_federation import addr, bridges, cli, mgmt, route_with_traffic
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
@@ -230,6 +230,16 @@ def test_metrics_need_credentials(shared_broker):
     assert e.value.code == 401
 
 
+def wait_metric(wait_until, broker, name, want, timeout=10, **labels):
+    """Waits until the per-object sample `name` with `labels` is `want`."""
+    def reached():
+        try:
+            return value(parse_strict(scrape(broker, "?per_object=yes")), name, **labels) == want
+        except KeyError:  # Not listed yet.
+            return False
+    wait_until(reached, timeout, message="%s%r == %r" % (name, labels, want))
+
+
 def check_both_parsers(text):
     """The strict checker and Debian's prometheus_client accept `text`;
     returns the strict checker's families."""
@@ -245,33 +255,17 @@ def check_both_parsers(text):
 def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
     src = make_broker(args=["--name", "metrics-src"])
     dest = make_broker(args=["--name", "metrics-dest"])
-    cli("route", "add", addr(dest), addr(src), "amq.direct", "fed-metrics")
+    # 5 messages, 40 body bytes (the empty one counts as a message).
+    route = route_with_traffic(dest, src, "fed-metrics", [b"0123456789"] * 4 + [b""],
+                               wait_until)
     link = "127.0.0.1:%d" % src.port
     src_node = mgmt(src, "overview")["overview"]["broker"]["node"]
     dest_node = mgmt(dest, "overview")["overview"]["broker"]["node"]
 
-    def bridges(b):
-        return [o["bridge"] for o in mgmt(b, "list", "bridge").get("objects", [])]
-    wait_until(lambda: [x["state"] for x in bridges(dest)] == ["active"], 15)
-    [route] = [x["name"] for x in bridges(dest)]
-    dconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", dest.port))
-    dch = dconn.channel()
-    dch.queue_declare("fed-metrics-in")
-    dch.queue_bind("fed-metrics-in", "amq.direct", "fed-metrics")
-    sconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", src.port))
-    sch = sconn.channel()
-    sch.confirm_delivery()
-    for i in range(4):
-        sch.basic_publish("amq.direct", "fed-metrics", b"0123456789")
-    sch.basic_publish("amq.direct", "fed-metrics", b"")  # Counted, zero bytes.
-    wait_until(lambda: dch.queue_declare("fed-metrics-in", passive=True)
-               .method.message_count == 5, 15)
-
     # The destination: the link is up, the route "in" carried 5 messages.
     link_labels = {"link": link, "remote": src_node}
     into = {"vhost": "/", "direction": "in", "route": route, "remote": src_node}
-    wait_until(lambda: value(parse_strict(scrape(dest, "?per_object=yes")),
-                             "flotilla_route_messages_in_total", **into) == 5, 10)
+    wait_metric(wait_until, dest, "flotilla_route_messages_in_total", 5, **into)
     fams = check_both_parsers(scrape(dest, "?per_object=yes"))
     assert value(fams, "flotilla_link_up", **link_labels) == 1
     assert value(fams, "flotilla_link_connects_total", **link_labels) == 1
@@ -286,16 +280,14 @@ def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
     for reason in ("loop", "duplicate", "hops"):
         assert value(fams, "flotilla_route_dropped_total", reason=reason, **into) == 0
     # Backlog and lag come from the source's export, sampled every second.
-    wait_until(lambda: value(parse_strict(scrape(dest, "?per_object=yes")),
-                             "flotilla_route_backlog", **into) == 0, 10)
+    wait_metric(wait_until, dest, "flotilla_route_backlog", 0, **into)
     fams = parse_strict(scrape(dest, "?per_object=yes"))
     assert value(fams, "flotilla_route_lag_seconds", **into) == 0
     assert value(fams, "flotilla_route_in_flight", **into) == 0
 
     # The source: its export ("out") forwarded the same messages.
     out = {"vhost": "/", "direction": "out", "route": route, "remote": dest_node}
-    wait_until(lambda: value(parse_strict(scrape(src, "?per_object=yes")),
-                             "flotilla_route_messages_out_total", **out) == 5, 10)
+    wait_metric(wait_until, src, "flotilla_route_messages_out_total", 5, **out)
     fams = check_both_parsers(scrape(src, "?per_object=yes"))
     assert value(fams, "flotilla_route_bytes_out_total", **out) == 40
     assert value(fams, "flotilla_route_messages_in_total", **out) == 0
@@ -322,8 +314,6 @@ def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
     assert "backlog" in text and "lag" in text and "40" in text
     text = cli("-b", "amqp://guest:guest@127.0.0.1:%d/" % dest.port, "stat", "links").stdout
     assert link in text and "Operational" in text
-    sconn.close()
-    dconn.close()
 
 
 def test_route_backlog_and_lag_while_the_destination_stalls(make_broker, wait_until):
@@ -333,9 +323,6 @@ def test_route_backlog_and_lag_while_the_destination_stalls(make_broker, wait_un
     src = make_broker(args=slow)
     dest = make_broker(args=slow)
     cli("route", "add", addr(dest), addr(src), "amq.direct", "stall", "--ack", "5")
-
-    def bridges(b):
-        return [o["bridge"] for o in mgmt(b, "list", "bridge").get("objects", [])]
     wait_until(lambda: [x["state"] for x in bridges(dest)] == ["active"], 15)
     [route] = [x["name"] for x in bridges(dest)]
     dest_node = mgmt(dest, "overview")["overview"]["broker"]["node"]
@@ -361,8 +348,7 @@ def test_route_backlog_and_lag_while_the_destination_stalls(make_broker, wait_un
         os.kill(dest.pid, signal.SIGCONT)
     # Once the destination answers again the backlog drains; the
     # destination's bridge shows what the source reports.
-    wait_until(lambda: value(parse_strict(scrape(src, "?per_object=yes")),
-                             "flotilla_route_backlog", **out) == 0, 20)
+    wait_metric(wait_until, src, "flotilla_route_backlog", 0, timeout=20, **out)
     wait_until(lambda: [(x["backlog"], x["lag_ms"]) for x in bridges(dest)] == [("0", "0")], 10)
     assert [int(x["messages_in"]) for x in bridges(dest)] == [12]
     sconn.close()

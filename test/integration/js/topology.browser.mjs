@@ -7,7 +7,7 @@
 // REMOTE_NODE, LINK_NAME, LINK_STATE, MESSAGES, EDGE_TO (the edge points to
 // REMOTE_NODE instead of from it), SHOT_DIR.
 
-import { chromium } from 'playwright-core';
+import { launch, openInspector, step, submitLogin } from './browser.mjs';
 
 const base = process.env.INSPECTOR_URL;
 const remote = process.env.REMOTE_NODE;
@@ -17,26 +17,11 @@ const messages = process.env.MESSAGES || '';
 const shotDir = process.env.SHOT_DIR;
 const WAIT_MS = 15000;
 
-function step(name, extra = {}) {
-  console.log(JSON.stringify({ step: name, ...extra }));
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e.stack || e)));
-  await page.goto(base + '/');
-  await page.waitForSelector('form#login');
-  await page.fill('input[name=user]', 'guest');
-  await page.fill('input[name=password]', 'guest');
-  await page.click('button[type=submit]');
+  const { page, errors } = await openInspector(browser, base);
+  await submitLogin(page, 'guest', 'guest');
   await page.waitForSelector('nav');
   step('logged in');
   await page.click('nav a[data-route=topology]');
