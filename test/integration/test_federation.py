@@ -288,6 +288,12 @@ def test_push_route_src_local(make_broker, wait_until):
         sch.basic_publish("amq.direct", "k", b"m%d" % i)
     got = collect(dch, "pushed", 20, wait_until)
     assert sorted(b for b, _ in got) == sorted("m%d" % i for i in range(20))
+    # The push bridge counts what its local export forwarded; so does its link.
+    body_bytes = sum(len("m%d" % i) for i in range(20))
+    [push] = [x for x in bridges(src) if x["direction"] == "push"]
+    assert (int(push["messages_out"]), int(push["bytes_out"])) == (20, body_bytes)
+    link = links(src)["127.0.0.1:%d" % dest.port]
+    assert (int(link["messages_out"]), int(link["bytes_out"])) == (20, body_bytes)
     # Deleted on the source (where it lives), with its link.
     cli("route", "del", addr(dest), addr(src), "amq.direct", "k", "--src-local")
     assert links(src) == {} and [x for x in bridges(src) if x["direction"] == "push"] == []
