@@ -78,7 +78,7 @@ Commands:
   purge QUEUE                   remove the ready messages of a queue
   peek QUEUE [COUNT]            show the next ready messages, left in place
   close-connection ID [REASON]  close a client connection
-  stat [connections|queues|exchanges|consumers|channels]
+  stat [connections|queues|exchanges|consumers|channels|links|routes]
                                 statistics tables (like qpid-stat)
   events [KEY]                  print broker events (like qpid-printevents)
   definitions export|import FILE
@@ -170,13 +170,17 @@ Closes connection ID (see 'flotilla list connection') with
 320 CONNECTION_FORCED and REASON.
 )"},
   {"stat",
-   R"(Usage: flotilla stat [connections|queues|exchanges|consumers|channels]
+   R"(Usage: flotilla stat [connections|queues|exchanges|consumers|channels|
+                      links|routes]
                      [-c|-q|-e|-u] [--sort KEY] [--reverse] [--top N]
                      [PATTERN] [--json]
 
 Statistics tables, like qpid-stat (-c connections, -q queues, -e exchanges,
 -u consumers). Without a table name: the overview. Queues show depth
 (messages, ready, unacked), counters (msgIn, msgOut) and rates per second.
+Links show their state and the messages and bytes their routes carried;
+routes (federation bridges: in, push, and out for exports to other brokers)
+show messages and bytes in and out, backlog, lag and drops.
 --top N shows the first N rows (with --sort, e.g. --sort messages --reverse).
 )"},
   {"events", R"(Usage: flotilla events [KEY] [--count N] [--duration S] [--json]
@@ -185,7 +189,9 @@ Subscribes to qmf.default.topic with binding KEY (default '#') and prints
 each event until interrupted, until N events arrived or S seconds passed.
 Routing keys are KIND.ACTION: queue.created, queue.deleted,
 exchange.created, exchange.deleted, binding.created, binding.deleted,
-connection.opened, connection.closed.
+connection.opened, connection.closed, link.state (federation links:
+Waiting, Connecting, Operational, Failed, Closed), alarm.raised,
+alarm.cleared.
 )"},
   {"definitions", R"(Usage: flotilla definitions export FILE
        flotilla definitions import FILE
@@ -635,8 +641,39 @@ void print_objects(mg::Kind kind, const std::vector<mg::Object>& objs,
       }
       print_table({"node", "cluster", "version", "uptime", "memory"}, rows);
       return;
+    case mg::LINK:
+      for (auto& o : objs) {
+        auto& l = o.link();
+        rows.push_back({l.name(), l.remote_node(), l.state(), num(l.bridges()),
+                        num(l.messages_in()), num(l.bytes_in()),
+                        num(l.messages_out()), num(l.bytes_out()),
+                        num(l.connects()), l.last_error()});
+      }
+      print_table({"link", "remote", "state", "bridges", "msgIn", "bytesIn",
+                   "msgOut", "bytesOut", "connects", "lastError"},
+                  rows);
+      return;
+    case mg::BRIDGE:
+      for (auto& o : objs) {
+        auto& b = o.bridge();
+        auto dropped
+          = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
+        rows.push_back(
+          {b.name(), b.direction(),
+           b.direction() == "out" ? b.peer() : b.link(),
+           b.state() + (b.alarm() ? " ALARM" : ""), num(b.messages_in()),
+           num(b.messages_out()), num(b.bytes_in()), num(b.bytes_out()),
+           num(b.backlog()),
+           num(static_cast<uint64_t>(std::max<int64_t>(0, b.lag_ms()))) + "ms",
+           num(dropped), b.last_error()});
+      }
+      print_table({"route", "dir", "link/peer", "state", "msgIn", "msgOut",
+                   "bytesIn", "bytesOut", "backlog", "lag", "dropped",
+                   "lastError"},
+                  rows);
+      return;
     default:
-      // Federation, HA and cluster objects do not exist yet.
+      // HA and cluster objects do not exist yet.
       std::cout << "(no " << mg::Kind_Name(kind) << " objects)\n";
       return;
   }
@@ -1013,11 +1050,13 @@ int cmd_stat(session& s, const options& o) {
   }
   if (table.empty())
     return cmd_overview(s, o);
-  auto kind = parse_kind(table);
+  auto kind
+    = table == "routes" || table == "route" ? mg::BRIDGE : parse_kind(table);
   if (kind != mg::CONNECTION && kind != mg::QUEUE && kind != mg::EXCHANGE
-      && kind != mg::CONSUMER && kind != mg::CHANNEL)
-    throw usage_error{"stat shows connections, queues, exchanges, consumers "
-                      "or channels, not '"
+      && kind != mg::CONSUMER && kind != mg::CHANNEL && kind != mg::LINK
+      && kind != mg::BRIDGE)
+    throw usage_error{"stat shows connections, queues, exchanges, consumers, "
+                      "channels, links or routes, not '"
                       + table + "'"};
   auto pattern = a.get("--pattern", a.pos.size() > next ? a.pos[next] : "");
   auto sort = a.get("--sort", a.get("-S"));

@@ -7,6 +7,7 @@
 #include "apps/flotilla_route.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -225,6 +226,17 @@ void print_json(const mg::Response& r) {
   std::cout << out;
 }
 
+/// Returns a lag for people: "0", "850ms", "12.3s".
+std::string lag_text(int64_t ms) {
+  if (ms <= 0)
+    return "0";
+  if (ms < 1000)
+    return std::to_string(ms) + "ms";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
 void print_rows(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> w;
   for (auto& r : rows)
@@ -404,14 +416,20 @@ int cmd_link(const std::vector<std::string>& args, bool json, int timeout) {
       return 0;
     }
     std::vector<std::vector<std::string>> rows{
-      {"link", "host", "port", "state", "bridges", "last error"},
-      {"====", "====", "====", "=====", "=======", "=========="}};
+      {"link", "host", "port", "remote", "state", "bridges", "in", "out",
+       "connects", "last error"},
+      {"====", "====", "====", "======", "=====", "=======", "==", "===",
+       "========", "=========="}};
     for (auto& o : r.objects()) {
       auto& l = o.link();
       auto state = l.state() + (l.durable() ? " durable" : "")
                    + (l.fault().empty() ? "" : " (" + l.fault() + ")");
-      rows.push_back({l.name(), l.host(), std::to_string(l.port()), state,
-                      std::to_string(l.bridges()), l.last_error()});
+      rows.push_back({l.name(), l.host(), std::to_string(l.port()),
+                      l.remote_node().empty() ? "-" : l.remote_node(), state,
+                      std::to_string(l.bridges()),
+                      std::to_string(l.messages_in()),
+                      std::to_string(l.messages_out()),
+                      std::to_string(l.connects()), l.last_error()});
     }
     print_rows(rows);
     return 0;
@@ -570,9 +588,9 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
     }
     std::vector<std::vector<std::string>> rows{
       {"dest", "src", "exchange", "key", "kind", "state", "in", "out",
-       "dropped", "last error"},
+       "bytesIn", "bytesOut", "backlog", "lag", "dropped", "last error"},
       {"====", "===", "========", "===", "====", "=====", "==", "===",
-       "=======", "=========="}};
+       "=======", "========", "=======", "===", "=======", "=========="}};
     for (auto& o : r.objects()) {
       auto& b = o.bridge();
       bool in = b.direction() == "in";
@@ -590,13 +608,15 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
                           : b.key();
       auto dropped
         = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
-      rows.push_back({in     ? dest.address()
-                      : push ? b.link()
-                             : b.peer(),
-                      in ? b.link() : dest.address(), b.destination(), key,
-                      kind, state, std::to_string(b.messages_in()),
-                      std::to_string(b.messages_out()), std::to_string(dropped),
-                      b.last_error()});
+      rows.push_back(
+        {in     ? dest.address()
+         : push ? b.link()
+                : b.peer(),
+         in ? b.link() : dest.address(), b.destination(), key, kind, state,
+         std::to_string(b.messages_in()), std::to_string(b.messages_out()),
+         std::to_string(b.bytes_in()), std::to_string(b.bytes_out()),
+         std::to_string(b.backlog()), lag_text(b.lag_ms()),
+         std::to_string(dropped), b.last_error()});
     }
     print_rows(rows);
     return 0;

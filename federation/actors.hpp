@@ -20,6 +20,7 @@
 //               forwarded to the bridge; acked after the bridge's answer.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -89,7 +90,19 @@ struct route_counters {
   std::atomic<uint64_t> dropped_hops{0};
   std::atomic<uint64_t> unroutable{0};
   std::atomic<uint64_t> in_flight{0}; ///< Forwarded, not acked yet.
+  std::atomic<uint64_t> bytes_in{0};  ///< Body bytes of messages_in.
+  std::atomic<uint64_t> bytes_out{0}; ///< Body bytes of messages_out.
+  /// Waiting for the route: ready in the export's queue plus in flight.
+  /// Sampled by the export every stats_interval; a bridge stores what its
+  /// export last reported.
+  std::atomic<uint64_t> backlog{0};
+  /// Age of the oldest waiting message (ms), sampled like backlog.
+  std::atomic<int64_t> lag_ms{0};
 };
+
+/// How often an export samples its backlog and lag and reports them to its
+/// bridge.
+constexpr auto stats_interval = std::chrono::seconds(1);
 
 /// State of a bridge, shared with the hub.
 struct bridge_status {
@@ -110,6 +123,9 @@ struct export_info {
   std::string exchange;
   std::string queue; ///< The queue it consumes.
   bool dynamic = false;
+  /// Spawned by a push bridge (--src-local) of this broker, not by a
+  /// session: its counters are that bridge's.
+  bool local = false;
   std::shared_ptr<route_counters> counters;
 };
 
@@ -148,8 +164,9 @@ caf::actor spawn_link(caf::actor_system& sys, link_config cfg,
 caf::actor spawn_bridge(caf::actor_system& sys, bridge_config cfg,
                         std::shared_ptr<bridge_status> status, caf::actor hub,
                         context_ptr ctx);
-/// An export on this broker (answers one subscribe_atom): spawned by a
-/// session for a remote bridge, or by a push bridge (--src-local) here.
+/// An export on this broker (answers one subscribe_atom) for a push bridge
+/// (--src-local) here; sessions spawn the exports of remote bridges
+/// themselves. Its export_info says `local`.
 caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
                         context_ptr ctx);
 /// Spawned by the hub for an authenticated peer; quits when `peer_link`

@@ -65,6 +65,13 @@ void set_status(bridge_self self, const char* state, const std::string& error) {
 
 void subscribe(bridge_self self);
 
+/// Forgets what the last export reported (the route is not running).
+void clear_source_stats(bridge_self self) {
+  auto& c = self->state.status->counters;
+  c.backlog = 0;
+  c.lag_ms = 0;
+}
+
 void retry_later(bridge_self self, const std::string& error) {
   auto& st = self->state;
   set_status(self, "failed", error);
@@ -221,6 +228,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
                         targets);
     ++ack.accepted;
     ++counters.messages_in;
+    counters.bytes_in += shared->body.size();
     if (targets.empty())
       ++counters.unroutable;
     for (auto& q : targets) {
@@ -284,6 +292,7 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
       return;
     st.source = nullptr;
     ++st.epoch;
+    clear_source_stats(self);
     if (st.session)
       retry_later(self, "source ended: " + self->system().render(msg.reason));
   });
@@ -306,6 +315,7 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
       }
       st.source = nullptr;
       ++st.epoch;
+      clear_source_stats(self);
       set_status(self, "waiting", "link down");
     },
     [=](retry_atom, uint64_t epoch) {
@@ -350,6 +360,12 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
             self->quit();
           });
       return rp;
+    },
+    [=](fed_stats_atom, uint64_t backlog, int64_t lag_ms) {
+      // What the source's export measured (it cannot be seen from here).
+      auto& c = self->state.status->counters;
+      c.backlog = backlog;
+      c.lag_ms = lag_ms;
     },
     [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
       if (self->state.vh == nullptr)

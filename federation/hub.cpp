@@ -179,13 +179,27 @@ void recompute(hub_self self) {
 
 // -- management ---------------------------------------------------------------
 
-void fill(const link_rec& l, size_t bridges, mg::Link& out) {
+/// Sums of the counters of a link's bridges (in: pulled into this broker;
+/// out: pushed by its push bridges' exports).
+struct link_totals {
+  size_t bridges = 0;
+  uint64_t messages_in = 0;
+  uint64_t bytes_in = 0;
+  uint64_t messages_out = 0;
+  uint64_t bytes_out = 0;
+};
+
+void fill(const link_rec& l, const link_totals& t, mg::Link& out) {
   out.set_name(l.cfg.name);
   out.set_host(l.cfg.host);
   out.set_port(l.cfg.port);
   out.set_transport(l.duplex_of ? "duplex" : l.tls ? "tls" : "tcp");
   out.set_user(l.cfg.user);
-  out.set_bridges(static_cast<uint32_t>(bridges));
+  out.set_bridges(static_cast<uint32_t>(t.bridges));
+  out.set_messages_in(t.messages_in);
+  out.set_bytes_in(t.bytes_in);
+  out.set_messages_out(t.messages_out);
+  out.set_bytes_out(t.bytes_out);
   std::lock_guard<std::mutex> guard{l.status->mtx};
   out.set_state(to_string(l.status->state));
   out.set_last_error(l.status->last_error);
@@ -201,14 +215,29 @@ void fill(const link_rec& l, size_t bridges, mg::Link& out) {
 void fill_counters(const route_counters& c, mg::Bridge& out) {
   out.set_messages_in(c.messages_in.load());
   out.set_messages_out(c.messages_out.load());
-  out.set_backlog(c.in_flight.load());
+  out.set_backlog(c.backlog.load());
+  out.set_in_flight(c.in_flight.load());
+  out.set_lag_ms(c.lag_ms.load());
+  out.set_bytes_in(c.bytes_in.load());
+  out.set_bytes_out(c.bytes_out.load());
   out.set_dropped_loop(c.dropped_loop.load());
   out.set_dropped_duplicate(c.dropped_duplicate.load());
   out.set_dropped_hops(c.dropped_hops.load());
   out.set_unroutable(c.unroutable.load());
 }
 
-void fill(const bridge_rec& b, mg::Bridge& out) {
+/// The counters of a bridge. A push bridge (--src-local) forwards through a
+/// local export of its own: its counters are that export's.
+const route_counters& counters_of(const hub_state& st, const bridge_rec& b) {
+  if (b.cfg.src_local)
+    for (auto& [id, e] : st.exports)
+      if (e.info.bridge_name == b.cfg.name && e.info.vhost == b.cfg.vhost
+          && e.info.local)
+        return *e.info.counters;
+  return b.status->counters;
+}
+
+void fill(const hub_state& st, const bridge_rec& b, mg::Bridge& out) {
   out.set_name(b.cfg.name);
   out.set_link(b.cfg.link);
   out.set_vhost(b.cfg.vhost);
@@ -224,8 +253,10 @@ void fill(const bridge_rec& b, mg::Bridge& out) {
   out.set_max_hops(b.cfg.max_hops);
   out.set_durable(b.cfg.durable);
   out.set_alarm(b.alarm.raised());
-  fill_counters(b.status->counters, out);
-  out.set_forwarded(b.status->counters.messages_in.load());
+  auto& c = counters_of(st, b);
+  fill_counters(c, out);
+  out.set_forwarded(b.cfg.src_local ? c.messages_out.load()
+                                    : c.messages_in.load());
   std::lock_guard<std::mutex> guard{b.status->mtx};
   out.set_state(b.status->state);
   out.set_last_error(b.status->last_error);
@@ -271,11 +302,23 @@ void page(const mg::Request& req, mg::Response& resp,
     *resp.add_objects() = std::move(all[i]);
 }
 
-size_t bridges_of(hub_self self, const std::string& link) {
-  return std::count_if(self->state.bridges.begin(), self->state.bridges.end(),
-                       [&](auto& kv) {
-                         return kv.second.cfg.link == link;
-                       });
+link_totals bridges_of(hub_self self, const std::string& link) {
+  auto& st = self->state;
+  link_totals t;
+  for (auto& [name, b] : st.bridges) {
+    if (b.cfg.link != link)
+      continue;
+    ++t.bridges;
+    auto& c = counters_of(st, b);
+    if (b.cfg.src_local) {
+      t.messages_out += c.messages_out.load();
+      t.bytes_out += c.bytes_out.load();
+    } else {
+      t.messages_in += c.messages_in.load();
+      t.bytes_in += c.bytes_in.load();
+    }
+  }
+  return t;
 }
 
 void fail(mg::Response& resp, uint32_t status, std::string text) {
@@ -509,7 +552,7 @@ void create_link(hub_self self, const mg::Link& spec, mg::Response& resp) {
   }
   auto& stored = add_link(self, std::move(cfg));
   resp.set_status(201);
-  fill(stored, 0, *resp.add_objects()->mutable_link());
+  fill(stored, link_totals{}, *resp.add_objects()->mutable_link());
 }
 
 /// Stops a link, its bridges and its reverse session, and forgets them.
@@ -623,7 +666,7 @@ void create_bridge(hub_self self, const std::string& vhost,
         && c.dynamic == cfg.dynamic && c.queue == cfg.queue
         && c.durable == cfg.durable && c.src_local == cfg.src_local) {
       resp.set_status(200);
-      fill(i->second, *resp.add_objects()->mutable_bridge());
+      fill(st, i->second, *resp.add_objects()->mutable_bridge());
       return;
     }
     return fail(resp, 409,
@@ -648,7 +691,7 @@ void create_bridge(hub_self self, const std::string& vhost,
   auto& stored = add_bridge(self, std::move(cfg));
   recompute(self);
   resp.set_status(201);
-  fill(stored, *resp.add_objects()->mutable_bridge());
+  fill(st, stored, *resp.add_objects()->mutable_bridge());
 }
 
 void delete_bridge(hub_self self, const mg::Request& req, mg::Response& resp) {
@@ -688,7 +731,7 @@ std::string handle_management(hub_self self, const std::string& bytes,
         } else {
           for (auto& [name, b] : st.bridges)
             if (b.cfg.vhost == vhost && matches(req.list().pattern(), name))
-              fill(b, *all.emplace_back().mutable_bridge());
+              fill(st, b, *all.emplace_back().mutable_bridge());
           for (auto& [id, e] : st.exports)
             if (e.info.vhost == vhost
                 && matches(req.list().pattern(), e.info.bridge_name))
@@ -713,7 +756,7 @@ std::string handle_management(hub_self self, const std::string& bytes,
             fail(resp, 404, "no bridge '" + req.name() + "'");
             break;
           }
-          fill(i->second, *resp.add_objects()->mutable_bridge());
+          fill(st, i->second, *resp.add_objects()->mutable_bridge());
         }
         resp.set_status(200);
         break;

@@ -6,7 +6,9 @@
 // them to the bridge and acks each batch only when the bridge answered that
 // the destination enqueued it.
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include <caf/all.hpp>
@@ -15,6 +17,7 @@
 #include "actors/broker.hpp"
 #include "actors/log.hpp"
 #include "actors/messages.hpp"
+#include "actors/stats.hpp"
 #include "actors/store_codec.hpp"
 #include "config/users.hpp"
 #include "federation/actors.hpp"
@@ -24,6 +27,13 @@ namespace flotilla::federation {
 namespace {
 
 constexpr auto forward_timeout = std::chrono::seconds(60);
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  // The clock of message::published_at.
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
 
 // -- gatekeeper ---------------------------------------------------------------
 
@@ -76,7 +86,10 @@ struct export_state {
   bool own_queue = false;
   std::set<std::string> bound;
   bool deleting = false; ///< A durable route's queue is being deleted.
+  bool local = false;    ///< Spawned by a push bridge here (export_info).
   std::shared_ptr<route_counters> counters = std::make_shared<route_counters>();
+  /// The oldest published_at of each batch in flight (for the lag).
+  std::multiset<int64_t> in_flight_oldest;
   /// What the exit functor needs (the state may be gone when it runs).
   struct cleanup_info {
     caf::actor hub;
@@ -114,6 +127,8 @@ void forward(export_self self, delivery_batch& b) {
   forward_batch out;
   std::vector<uint64_t> ids;
   std::vector<uint64_t> drop;
+  uint64_t bytes = 0;
+  int64_t oldest = std::numeric_limits<int64_t>::max();
   for (auto& item : b.items) {
     trace_info t;
     if (auto known = read_trace(*item.msg)) {
@@ -139,6 +154,9 @@ void forward(export_self self, delivery_batch& b) {
     m.origin_seq = t.origin_seq;
     m.trace = std::move(t.trace);
     m.payload = encode_message(*item.msg);
+    bytes += item.msg->body.size();
+    if (item.msg->published_at > 0) // 0: unknown (an old journal).
+      oldest = std::min<int64_t>(oldest, item.msg->published_at);
     out.messages.push_back(std::move(m));
     ids.push_back(item.id);
   }
@@ -148,18 +166,27 @@ void forward(export_self self, delivery_batch& b) {
     return;
   auto n = ids.size();
   st.counters->in_flight += n;
+  st.in_flight_oldest.insert(oldest);
+  auto answered = [self, oldest] {
+    auto& set = self->state.in_flight_oldest;
+    if (auto i = set.find(oldest); i != set.end())
+      set.erase(i);
+  };
   self
     ->request(st.sub.bridge, forward_timeout, forward_atom::value,
               std::move(out))
     .then(
       [=](forward_ack&) mutable {
         auto& st = self->state;
+        answered();
         st.counters->in_flight -= n;
         st.counters->messages_out += n;
+        st.counters->bytes_out += bytes;
         self->send(st.queue_actor, ack_atom::value, st.owner, std::move(ids));
       },
       [=](caf::error& e) mutable {
         auto& st = self->state;
+        answered();
         st.counters->in_flight -= n;
         FLOTILLA_LOG(info, "federation: export " << st.queue
                                                  << ": bridge did not answer ("
@@ -168,6 +195,37 @@ void forward(export_self self, delivery_batch& b) {
         self->send(st.queue_actor, reject_atom::value, st.owner, std::move(ids),
                    true);
       });
+}
+
+/// Samples the backlog (ready in the queue plus in flight) and the lag (age
+/// of the oldest waiting message: the head of the queue or the oldest batch
+/// in flight), keeps them for management and tells the bridge. Runs every
+/// stats_interval while the export consumes.
+void sample(export_self self) {
+  auto& st = self->state;
+  self->request(st.queue_actor, stats_interval, peek_atom::value, uint32_t{1})
+    .then(
+      [=](queue_peek& p) {
+        auto& st = self->state;
+        auto oldest = std::numeric_limits<int64_t>::max();
+        if (!p.messages.empty() && p.messages.front()
+            && p.messages.front()->published_at > 0)
+          oldest = p.messages.front()->published_at;
+        if (!st.in_flight_oldest.empty())
+          oldest = std::min(oldest, *st.in_flight_oldest.begin());
+        auto backlog = p.ready + st.counters->in_flight.load();
+        int64_t lag = 0;
+        if (backlog > 0 && oldest != std::numeric_limits<int64_t>::max())
+          lag = std::max<int64_t>(0, now_ms() - oldest);
+        st.counters->backlog = backlog;
+        st.counters->lag_ms = lag;
+        if (st.sub.bridge)
+          self->send(st.sub.bridge, fed_stats_atom::value, backlog, lag);
+      },
+      [](caf::error&) {
+        // A busy queue answers next time.
+      });
+  self->delayed_send(self, stats_interval, tick_atom::value);
 }
 
 void report_up(export_self self) {
@@ -181,6 +239,7 @@ void report_up(export_self self) {
   info.exchange = st.sub.exchange;
   info.queue = st.queue;
   info.dynamic = st.sub.dynamic;
+  info.local = st.local;
   info.counters = st.counters;
   self->send(st.hub, export_atom::value, std::move(info));
 }
@@ -203,6 +262,7 @@ void start_consuming(export_self self,
           return;
         }
         report_up(self);
+        sample(self);
         FLOTILLA_LOG(info, "federation: exporting "
                              << self->state.queue << " to "
                              << self->state.sub.dest_node_name);
@@ -297,7 +357,9 @@ caf::result<subscribed> setup(export_self self, subscription& s) {
   return rp;
 }
 
-caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
+caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx,
+                          bool local) {
+  self->state.local = local;
   self->state.hub = std::move(hub);
   self->state.ctx = std::move(ctx);
   self->state.cleanup->hub = self->state.hub;
@@ -320,6 +382,9 @@ caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx) {
     },
     [=](deliver_atom, delivery_batch& b) {
       forward(self, b);
+    },
+    [=](tick_atom) {
+      sample(self);
     },
     [=](caf::delete_atom) -> caf::result<bool> {
       // The durable route was deleted on the destination: delete its queue.
@@ -452,7 +517,7 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
       auto& st = self->state;
       s.dest_broker_id = st.peer_id;
       s.dest_node_name = st.peer_node;
-      auto e = self->spawn<caf::linked>(export_impl, st.hub, st.ctx);
+      auto e = self->spawn<caf::linked>(export_impl, st.hub, st.ctx, false);
       auto rp = self->make_response_promise();
       rp.delegate(e, subscribe_atom::value, std::move(s));
     },
@@ -475,7 +540,7 @@ caf::actor spawn_gatekeeper(caf::actor_system& sys,
 
 caf::actor spawn_export(caf::actor_system& sys, caf::actor hub,
                         context_ptr ctx) {
-  return sys.spawn(export_impl, std::move(hub), std::move(ctx));
+  return sys.spawn(export_impl, std::move(hub), std::move(ctx), true);
 }
 
 caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,

@@ -23,6 +23,10 @@ using interest_atom = caf::atom_constant<caf::atom("fedint")>;
 using forward_atom = caf::atom_constant<caf::atom("fedfwd")>;
 using push_atom = caf::atom_constant<caf::atom("fedpush")>;
 using duplex_atom = caf::atom_constant<caf::atom("fedduplex")>;
+/// An export tells its bridge, every stats_interval, how many messages wait
+/// for the route and the age of the oldest in ms: (fed_stats_atom,
+/// uint64_t backlog, int64_t lag_ms). Builtin types only: no new wire type.
+using fed_stats_atom = caf::atom_constant<caf::atom("fedstats")>;
 
 /// A link introduces itself to a remote gatekeeper.
 struct hello {

@@ -1716,8 +1716,9 @@ void on_door_request(agent_self self, door_request& r) {
   authorize_and_run(c, r.user);
 }
 
-/// Gathers overview and every queue, exchange and connection of every vhost
-/// through the LIST code (unpaged), then formats /metrics.
+/// Gathers overview and every queue, exchange, connection and route of every
+/// vhost, and the links, through the LIST code (unpaged), then formats
+/// /metrics.
 void on_metrics_request(agent_self self, metrics_request& r) {
   struct pending {
     size_t left = 0;
@@ -1730,7 +1731,8 @@ void on_metrics_request(agent_self self, metrics_request& r) {
   p->per_object = r.per_object;
   p->done = std::move(r.done);
   auto vhosts = self->state.node->vhosts();
-  p->lists.resize(vhosts.size() * 3);
+  constexpr size_t per_vhost = 4; // queues, exchanges, connections, routes
+  p->lists.resize(vhosts.size() * per_vhost + 1);
   p->left = p->lists.size() + 1;
   auto step = [p] {
     if (--p->left > 0)
@@ -1745,6 +1747,10 @@ void on_metrics_request(agent_self self, metrics_request& r) {
           in.exchanges.push_back(&o.exchange());
         else if (o.has_connection())
           in.connections.push_back(&o.connection());
+        else if (o.has_link())
+          in.links.push_back(&o.link());
+        else if (o.has_bridge())
+          in.bridges.push_back(&o.bridge());
       }
     p->done(format_metrics(in, p->per_object));
   };
@@ -1758,6 +1764,8 @@ void on_metrics_request(agent_self self, metrics_request& r) {
         c->vhost = self->state.node->find_vhost(vhost);
         c->req.set_method(m);
         c->req.set_kind(k);
+        if (k == LINK || k == BRIDGE)
+          c->req.mutable_list()->set_page_size(1000); // The hub's largest.
         c->deliver = [out, step](Response& resp) {
           *out = std::move(resp);
           step();
@@ -1771,10 +1779,14 @@ void on_metrics_request(agent_self self, metrics_request& r) {
       };
   run(OVERVIEW, KIND_UNSPECIFIED, vhosts.front()->name, &p->overview);
   for (size_t i = 0; i < vhosts.size(); ++i) {
-    run(LIST, QUEUE, vhosts[i]->name, &p->lists[3 * i]);
-    run(LIST, EXCHANGE, vhosts[i]->name, &p->lists[3 * i + 1]);
-    run(LIST, CONNECTION, vhosts[i]->name, &p->lists[3 * i + 2]);
+    auto* out = &p->lists[per_vhost * i];
+    run(LIST, QUEUE, vhosts[i]->name, out);
+    run(LIST, EXCHANGE, vhosts[i]->name, out + 1);
+    run(LIST, CONNECTION, vhosts[i]->name, out + 2);
+    run(LIST, BRIDGE, vhosts[i]->name, out + 3);
   }
+  // Links belong to the node, not to a vhost.
+  run(LIST, LINK, vhosts.front()->name, &p->lists.back());
 }
 
 Event make_event(const broker_event& e, const std::string& node,

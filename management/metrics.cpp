@@ -1,8 +1,10 @@
 #include "management/metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <unordered_map>
 #include <utility>
 
 #include "protocol/management.pb.h"
@@ -25,14 +27,12 @@ public:
 
   /// Adds `value` to the sample with labels `ls` (aggregation).
   void sum(const labels& ls, double value) {
-    auto key = render(ls);
-    auto i = index_.find(key);
-    if (i == index_.end()) {
-      index_.emplace(key, samples_.size());
-      samples_.emplace_back(key, value);
-    } else {
-      samples_[i->second].second += value;
-    }
+    merge(ls, value, false);
+  }
+
+  /// Keeps the largest `value` for the labels `ls` (aggregation of ages).
+  void max(const labels& ls, double value) {
+    merge(ls, value, true);
   }
 
   void write(std::string& out) const {
@@ -48,6 +48,17 @@ public:
   }
 
 private:
+  void merge(const labels& ls, double value, bool keep_max) {
+    auto key = render(ls);
+    auto [i, added] = index_.emplace(key, samples_.size());
+    if (added) {
+      samples_.emplace_back(std::move(key), value);
+      return;
+    }
+    auto& v = samples_[i->second].second;
+    v = keep_max ? std::max(v, value) : v + value;
+  }
+
   static std::string render(const labels& ls) {
     if (ls.empty())
       return {};
@@ -107,6 +118,119 @@ const queue_counter queue_counters[] = {
   {"requeued", "Messages returned to the queue by nack, reject or close.",
    &MessageStats::requeued},
 };
+
+/// The states of a link (federation/actors.hpp link_state).
+const char* const link_states[]
+  = {"Waiting", "Connecting", "Operational", "Failed", "Closed"};
+
+/// Links (per node) and routes (per vhost and direction): docs/federation.md.
+void format_federation(const metrics_input& in, bool per_object,
+                       std::string& out) {
+  std::unordered_map<std::string, std::string> remote_of; // link -> node
+  {
+    family up{"flotilla_link_up", "gauge",
+              "1 while the federation link is Operational (aggregated: "
+              "the number of Operational links)."};
+    family state{"flotilla_link_state", "gauge",
+                 "1 for the link's current state, 0 for the others "
+                 "(aggregated: links per state)."};
+    family connects{"flotilla_link_connects_total", "counter",
+                    "Successful connections of the link (reconnects count)."};
+    if (!per_object) {
+      up.sum({}, 0);
+      connects.sum({}, 0);
+      for (auto* s : link_states)
+        state.sum({{"state", s}}, 0);
+    }
+    for (auto* l : in.links) {
+      auto remote = l->remote_node().empty()
+                      ? l->host() + ":" + std::to_string(l->port())
+                      : l->remote_node();
+      remote_of[l->name()] = remote;
+      labels ls;
+      if (per_object)
+        ls = {{"link", l->name()}, {"remote", remote}};
+      up.sum(ls, l->state() == "Operational" ? 1 : 0);
+      connects.sum(ls, static_cast<double>(l->connects()));
+      for (auto* s : link_states) {
+        auto with_state = per_object ? labels{{"link", l->name()}, {"state", s}}
+                                     : labels{{"state", s}};
+        state.sum(with_state, l->state() == s ? 1 : 0);
+      }
+    }
+    for (auto* f : {&up, &state, &connects})
+      f->write(out);
+  }
+  // Routes: "in" (bridges into this broker), "push" (bridges of this
+  // broker that push) and "out" (exports serving remote bridges).
+  auto route_labels = [&](const Bridge& b) {
+    labels ls{{"vhost", b.vhost()}, {"direction", b.direction()}};
+    if (per_object) {
+      std::string remote = b.peer();
+      if (b.direction() != "out") {
+        auto i = remote_of.find(b.link());
+        remote = i != remote_of.end() ? i->second : b.link();
+      }
+      ls.emplace_back("route", b.name());
+      ls.emplace_back("remote", remote);
+    }
+    return ls;
+  };
+  family msgs_in{"flotilla_route_messages_in_total", "counter",
+                 "Messages the route accepted into this broker's exchange "
+                 "(direction in)."};
+  family msgs_out{"flotilla_route_messages_out_total", "counter",
+                  "Messages forwarded over the link and acknowledged by the "
+                  "destination (directions out and push)."};
+  family bytes_in{"flotilla_route_bytes_in_total", "counter",
+                  "Body bytes of the messages the route accepted."};
+  family bytes_out{"flotilla_route_bytes_out_total", "counter",
+                   "Body bytes of the messages the route forwarded."};
+  family backlog{"flotilla_route_backlog", "gauge",
+                 "Messages waiting for the route: ready in the source's "
+                 "export queue plus in flight (direction in: as the source "
+                 "reports it)."};
+  family in_flight{"flotilla_route_in_flight", "gauge",
+                   "Messages forwarded and not acknowledged yet."};
+  family lag{"flotilla_route_lag_seconds", "gauge",
+             "Age of the oldest message waiting for the route (aggregated: "
+             "the largest)."};
+  family dropped{"flotilla_route_dropped_total", "counter",
+                 "Messages dropped by loop, duplicate or hop-limit checks."};
+  family unroutable{"flotilla_route_unroutable_total", "counter",
+                    "Messages accepted by the route that reached no queue."};
+  family alarm{"flotilla_route_alarm", "gauge",
+               "1 while the route's alarm is raised (not running for three "
+               "link maintenance intervals; directions in and push)."};
+  family active{"flotilla_route_active", "gauge",
+                "1 while the route is active (subscribed and forwarding)."};
+  for (auto* b : in.bridges) {
+    auto ls = route_labels(*b);
+    msgs_in.sum(ls, static_cast<double>(b->messages_in()));
+    msgs_out.sum(ls, static_cast<double>(b->messages_out()));
+    bytes_in.sum(ls, static_cast<double>(b->bytes_in()));
+    bytes_out.sum(ls, static_cast<double>(b->bytes_out()));
+    backlog.sum(ls, static_cast<double>(b->backlog()));
+    in_flight.sum(ls, static_cast<double>(b->in_flight()));
+    lag.max(ls, static_cast<double>(b->lag_ms()) / 1000.0);
+    std::pair<const char*, uint64_t> reasons[] = {
+      {"loop", b->dropped_loop()},
+      {"duplicate", b->dropped_duplicate()},
+      {"hops", b->dropped_hops()},
+    };
+    for (auto& [reason, n] : reasons) {
+      auto with_reason = ls;
+      with_reason.emplace_back("reason", reason);
+      dropped.sum(with_reason, static_cast<double>(n));
+    }
+    unroutable.sum(ls, static_cast<double>(b->unroutable()));
+    alarm.sum(ls, b->alarm() ? 1 : 0);
+    active.sum(ls, b->state() == "active" ? 1 : 0);
+  }
+  for (auto* f : {&msgs_in, &msgs_out, &bytes_in, &bytes_out, &backlog,
+                  &in_flight, &lag, &dropped, &unroutable, &alarm, &active})
+    f->write(out);
+}
 
 } // namespace
 
@@ -281,6 +405,7 @@ std::string format_metrics(const metrics_input& in, bool per_object) {
     for (auto* f : {&n, &ch, &co, &in_msgs, &out_msgs, &in_bytes, &out_bytes})
       f->write(out);
   }
+  format_federation(in, per_object, out);
   return out;
 }
 

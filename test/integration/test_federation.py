@@ -94,6 +94,28 @@ def collect(ch, queue, expected, wait_until, timeout=20):
     return got
 
 
+def route_with_traffic(dest, src, key, bodies, wait_until):
+    """Adds a route for `key` on amq.direct from `src` into `dest`, waits
+    until it is active, binds queue KEY-in to it on `dest`, publishes
+    `bodies` on `src` and waits until all arrived. Returns the route's
+    name."""
+    cli("route", "add", addr(dest), addr(src), "amq.direct", key)
+    wait_until(lambda: [x["state"] for x in bridges(dest)] == ["active"], 15)
+    [route] = [x["name"] for x in bridges(dest)]
+    dconn, dch = channel(dest)
+    dch.queue_declare(key + "-in")
+    dch.queue_bind(key + "-in", "amq.direct", key)
+    sconn, sch = channel(src)
+    sch.confirm_delivery()
+    for body in bodies:
+        sch.basic_publish("amq.direct", key, body)
+    wait_until(lambda: dch.queue_declare(key + "-in", passive=True).method.message_count
+               == len(bodies), 15)
+    sconn.close()
+    dconn.close()
+    return route
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -216,9 +238,12 @@ def test_static_route(make_broker, wait_until):
     assert [h["x-flotilla-origin-seq"] for _, h in got] == list(range(1, 201))
     [br] = bridges(b)
     assert br["direction"] == "in" and br["key"] == "k1" and br["credit"] == 10
-    assert int(br["messages_in"]) == 200 and int(br["backlog"]) == 0
+    assert int(br["messages_in"]) == 200 and int(br["in_flight"]) == 0
+    assert int(br["bytes_in"]) == sum(len(b"m%d" % i) for i in range(200))
+    # Backlog and lag: what the source's export last sampled (every second).
+    wait_until(lambda: [(x["backlog"], x["lag_ms"]) for x in bridges(b)] == [("0", "0")], 5)
     [out] = [x for x in bridges(a) if x["direction"] == "out"]
-    assert int(out["messages_out"]) == 200
+    assert int(out["messages_out"]) == 200 and int(out["bytes_out"]) == int(br["bytes_in"])
     text = cli("route", "list", addr(b)).stdout
     assert "amq.direct" in text and "k1" in text and "static" in text
     # Deleting the route stops the flow and drops the unused link.
@@ -263,6 +288,12 @@ def test_push_route_src_local(make_broker, wait_until):
         sch.basic_publish("amq.direct", "k", b"m%d" % i)
     got = collect(dch, "pushed", 20, wait_until)
     assert sorted(b for b, _ in got) == sorted("m%d" % i for i in range(20))
+    # The push bridge counts what its local export forwarded; so does its link.
+    body_bytes = sum(len("m%d" % i) for i in range(20))
+    [push] = [x for x in bridges(src) if x["direction"] == "push"]
+    assert (int(push["messages_out"]), int(push["bytes_out"])) == (20, body_bytes)
+    link = links(src)["127.0.0.1:%d" % dest.port]
+    assert (int(link["messages_out"]), int(link["bytes_out"])) == (20, body_bytes)
     # Deleted on the source (where it lives), with its link.
     cli("route", "del", addr(dest), addr(src), "amq.direct", "k", "--src-local")
     assert links(src) == {} and [x for x in bridges(src) if x["direction"] == "push"] == []

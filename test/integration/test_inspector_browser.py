@@ -3,7 +3,10 @@ by npm's playwright-core (js/inspector.browser.mjs). Logs in, creates a queue
 and publishes through AMQP, and checks that the page shows the queue and its
 depth within two seconds. The screenshots are test artifacts (in the test's
 tmp dir); with FLOTILLA_UPDATE_SCREENSHOTS=1 they are also copied to
-docs/images/ for docs/inspector.md."""
+docs/images/ for docs/inspector.md.
+
+The topology page (js/topology.browser.mjs) is checked against two real
+brokers and a federation route between them."""
 
 import json
 import os
@@ -12,6 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from test_federation import mgmt, route_with_traffic
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
@@ -34,21 +39,10 @@ def problem():
 def test_inspector_in_chromium(broker, tmp_path):
     p = problem()
     assert p is None, p
-    env = dict(os.environ, INSPECTOR_URL=broker.inspector_url, AMQP_URL=broker.url,
-               SHOT_DIR=str(tmp_path), CHROMIUM=CHROMIUM, NODE_NO_WARNINGS="1")
-    run = subprocess.run(["node", str(JS_DIR / "inspector.browser.mjs")], cwd=str(JS_DIR),
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         timeout=150)
-    out = run.stdout.decode("utf-8", "replace")
-    steps = {}
-    for line in out.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if "step" in rec:
-            steps[rec["step"]] = rec
-    assert run.returncode == 0, "browser script failed:\n" + out
+    code, out, steps = run_script("inspector.browser.mjs", {
+        "INSPECTOR_URL": broker.inspector_url, "AMQP_URL": broker.url,
+        "SHOT_DIR": str(tmp_path)})
+    assert code == 0, "browser script failed:\n" + out
     for name in ("logged in", "websocket live", "queue appeared", "depth changed in list",
                  "depth changed on queue page", "actors view lists the queue",
                  "event log shows the queue", "topology drawn", "done"):
@@ -63,3 +57,46 @@ def test_inspector_in_chromium(broker, tmp_path):
         if os.environ.get("FLOTILLA_UPDATE_SCREENSHOTS") == "1":
             DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tmp_path / shot, DOCS_IMAGES / shot)
+
+
+def run_script(script, env, timeout=150):
+    """Runs a browser script; returns (exit code, output, {step: record})."""
+    run = subprocess.run(["node", str(JS_DIR / script)], cwd=str(JS_DIR),
+                         env=dict(os.environ, CHROMIUM=CHROMIUM, NODE_NO_WARNINGS="1", **env),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    out = run.stdout.decode("utf-8", "replace")
+    steps = {}
+    for line in out.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if "step" in rec:
+            steps[rec["step"]] = rec
+    return run.returncode, out, steps
+
+
+@pytest.mark.timeout(180)
+def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path):
+    p = problem()
+    assert p is None, p
+    src = make_broker(args=["--name", "topo-src"])
+    dest = make_broker(args=["--name", "topo-dest"])
+    # A route into dest pulled from src (the link lives on dest), 5 messages.
+    route_with_traffic(dest, src, "topo", [b"m%d" % i for i in range(5)], wait_until)
+    link = "127.0.0.1:%d" % src.port
+    remote = mgmt(src, "overview")["overview"]["broker"]["node"]
+    code, out, steps = run_script("topology.browser.mjs", {
+        "INSPECTOR_URL": dest.inspector_url, "REMOTE_NODE": remote, "LINK_NAME": link,
+        "LINK_STATE": "Operational", "MESSAGES": "5", "SHOT_DIR": str(tmp_path)})
+    assert code == 0, "browser script failed:\n" + out
+    for name in ("logged in", "topology drawn", "remote broker node", "link edge",
+                 "link messages", "done"):
+        assert name in steps, "step %r missing:\n%s" % (name, out)
+    # The source's page shows the export to dest (an edge towards dest).
+    local = mgmt(dest, "overview")["overview"]["broker"]["node"]
+    code, out, steps = run_script("topology.browser.mjs", {
+        "INSPECTOR_URL": src.inspector_url, "REMOTE_NODE": local,
+        "LINK_NAME": "exports to %s" % local, "LINK_STATE": "Operational",
+        "EDGE_TO": local})
+    assert code == 0, "browser script failed on the source:\n" + out

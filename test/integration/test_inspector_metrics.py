@@ -3,14 +3,18 @@
 strict checker below, and carry the documented names, types and values."""
 
 import base64
+import os
 import re
+import signal
 import urllib.error
 import urllib.request
 
+import pika
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import helpers
+from test_federation import addr, bridges, cli, mgmt, route_with_traffic
 
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
@@ -54,6 +58,23 @@ EXPECTED = {
 for c in ("published", "delivered", "redelivered", "acked", "rejected", "dead_lettered",
           "expired", "purged", "overflowed", "discarded", "requeued"):
     EXPECTED["flotilla_queue_messages_%s_total" % c] = "counter"
+# Federation (docs/federation.md, Observability).
+EXPECTED.update({
+    "flotilla_link_up": "gauge",
+    "flotilla_link_state": "gauge",
+    "flotilla_link_connects_total": "counter",
+    "flotilla_route_messages_in_total": "counter",
+    "flotilla_route_messages_out_total": "counter",
+    "flotilla_route_bytes_in_total": "counter",
+    "flotilla_route_bytes_out_total": "counter",
+    "flotilla_route_backlog": "gauge",
+    "flotilla_route_in_flight": "gauge",
+    "flotilla_route_lag_seconds": "gauge",
+    "flotilla_route_dropped_total": "counter",
+    "flotilla_route_unroutable_total": "counter",
+    "flotilla_route_alarm": "gauge",
+    "flotilla_route_active": "gauge",
+})
 
 
 def parse_strict(text):
@@ -207,3 +228,127 @@ def test_metrics_need_credentials(shared_broker):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=10)
     assert e.value.code == 401
+
+
+def wait_metric(wait_until, broker, name, want, timeout=10, **labels):
+    """Waits until the per-object sample `name` with `labels` is `want`."""
+    def reached():
+        try:
+            return value(parse_strict(scrape(broker, "?per_object=yes")), name, **labels) == want
+        except KeyError:  # Not listed yet.
+            return False
+    wait_until(reached, timeout, message="%s%r == %r" % (name, labels, want))
+
+
+def check_both_parsers(text):
+    """The strict checker and Debian's prometheus_client accept `text`;
+    returns the strict checker's families."""
+    fams = parse_strict(text)
+    parsed = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "flotilla_link_up" in parsed and "flotilla_route_lag_seconds" in parsed
+    # Newer versions of the library name counter families without _total.
+    dropped = parsed.get("flotilla_route_dropped") or parsed["flotilla_route_dropped_total"]
+    assert dropped.type == "counter"
+    return fams
+
+
+def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
+    src = make_broker(args=["--name", "metrics-src"])
+    dest = make_broker(args=["--name", "metrics-dest"])
+    # 5 messages, 40 body bytes (the empty one counts as a message).
+    route = route_with_traffic(dest, src, "fed-metrics", [b"0123456789"] * 4 + [b""],
+                               wait_until)
+    link = "127.0.0.1:%d" % src.port
+    src_node = mgmt(src, "overview")["overview"]["broker"]["node"]
+    dest_node = mgmt(dest, "overview")["overview"]["broker"]["node"]
+
+    # The destination: the link is up, the route "in" carried 5 messages.
+    link_labels = {"link": link, "remote": src_node}
+    into = {"vhost": "/", "direction": "in", "route": route, "remote": src_node}
+    wait_metric(wait_until, dest, "flotilla_route_messages_in_total", 5, **into)
+    fams = check_both_parsers(scrape(dest, "?per_object=yes"))
+    assert value(fams, "flotilla_link_up", **link_labels) == 1
+    assert value(fams, "flotilla_link_connects_total", **link_labels) == 1
+    assert value(fams, "flotilla_link_state", link=link, state="Operational") == 1
+    for other in ("Waiting", "Connecting", "Failed", "Closed"):
+        assert value(fams, "flotilla_link_state", link=link, state=other) == 0
+    assert value(fams, "flotilla_route_bytes_in_total", **into) == 40
+    assert value(fams, "flotilla_route_messages_out_total", **into) == 0
+    assert value(fams, "flotilla_route_unroutable_total", **into) == 0
+    assert value(fams, "flotilla_route_alarm", **into) == 0
+    assert value(fams, "flotilla_route_active", **into) == 1
+    for reason in ("loop", "duplicate", "hops"):
+        assert value(fams, "flotilla_route_dropped_total", reason=reason, **into) == 0
+    # Backlog and lag come from the source's export, sampled every second.
+    wait_metric(wait_until, dest, "flotilla_route_backlog", 0, **into)
+    fams = parse_strict(scrape(dest, "?per_object=yes"))
+    assert value(fams, "flotilla_route_lag_seconds", **into) == 0
+    assert value(fams, "flotilla_route_in_flight", **into) == 0
+
+    # The source: its export ("out") forwarded the same messages.
+    out = {"vhost": "/", "direction": "out", "route": route, "remote": dest_node}
+    wait_metric(wait_until, src, "flotilla_route_messages_out_total", 5, **out)
+    fams = check_both_parsers(scrape(src, "?per_object=yes"))
+    assert value(fams, "flotilla_route_bytes_out_total", **out) == 40
+    assert value(fams, "flotilla_route_messages_in_total", **out) == 0
+    assert fams["flotilla_link_up"]["samples"] == {}  # No link of its own.
+
+    # Aggregated: one series per node (links) and per vhost and direction.
+    fams = check_both_parsers(scrape(dest, "?per_object=no"))
+    assert value(fams, "flotilla_link_up") == 1
+    assert value(fams, "flotilla_link_connects_total") == 1
+    assert value(fams, "flotilla_link_state", state="Operational") == 1
+    assert value(fams, "flotilla_link_state", state="Failed") == 0
+    assert list(fams["flotilla_route_messages_in_total"]["samples"]) == [
+        ("flotilla_route_messages_in_total", (("vhost", "/"), ("direction", "in")))]
+    assert value(fams, "flotilla_route_messages_in_total", vhost="/", direction="in") == 5
+
+    # The management objects and the CLI carry the same numbers.
+    [b] = bridges(dest)
+    assert int(b["bytes_in"]) == 40 and int(b["backlog"]) == 0 and int(b["lag_ms"]) == 0
+    [x] = [x for x in bridges(src) if x["direction"] == "out"]
+    assert int(x["bytes_out"]) == 40 and int(x["messages_out"]) == 5
+    [l] = [o["link"] for o in mgmt(dest, "list", "link")["objects"]]
+    assert int(l["messages_in"]) == 5 and int(l["bytes_in"]) == 40
+    text = cli("route", "list", addr(dest)).stdout
+    assert "backlog" in text and "lag" in text and "40" in text
+    text = cli("-b", "amqp://guest:guest@127.0.0.1:%d/" % dest.port, "stat", "links").stdout
+    assert link in text and "Operational" in text
+
+
+def test_route_backlog_and_lag_while_the_destination_stalls(make_broker, wait_until):
+    """Messages forwarded to a stopped destination wait unacknowledged on
+    the source: its export reports them as backlog, and their age as lag."""
+    slow = ["--link-heartbeat-interval", "10"]  # The stall must not end the link.
+    src = make_broker(args=slow)
+    dest = make_broker(args=slow)
+    cli("route", "add", addr(dest), addr(src), "amq.direct", "stall", "--ack", "5")
+    wait_until(lambda: [x["state"] for x in bridges(dest)] == ["active"], 15)
+    [route] = [x["name"] for x in bridges(dest)]
+    dest_node = mgmt(dest, "overview")["overview"]["broker"]["node"]
+    out = {"vhost": "/", "direction": "out", "route": route, "remote": dest_node}
+    sconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", src.port))
+    sch = sconn.channel()
+    sch.confirm_delivery()
+    os.kill(dest.pid, signal.SIGSTOP)
+    try:
+        for i in range(12):
+            sch.basic_publish("amq.direct", "stall", b"waiting")
+
+        def stalled():
+            fams = parse_strict(scrape(src, "?per_object=yes"))
+            return (value(fams, "flotilla_route_backlog", **out) == 12
+                    and value(fams, "flotilla_route_in_flight", **out) == 5
+                    and value(fams, "flotilla_route_lag_seconds", **out) >= 1.0)
+        wait_until(stalled, 10)
+        [x] = [x for x in bridges(src) if x["direction"] == "out"]
+        assert int(x["backlog"]) == 12 and int(x["in_flight"]) == 5
+        assert int(x["lag_ms"]) >= 1000
+    finally:
+        os.kill(dest.pid, signal.SIGCONT)
+    # Once the destination answers again the backlog drains; the
+    # destination's bridge shows what the source reports.
+    wait_metric(wait_until, src, "flotilla_route_backlog", 0, timeout=20, **out)
+    wait_until(lambda: [(x["backlog"], x["lag_ms"]) for x in bridges(dest)] == [("0", "0")], 10)
+    assert [int(x["messages_in"]) for x in bridges(dest)] == [12]
+    sconn.close()

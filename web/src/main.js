@@ -413,46 +413,106 @@ function eventsPage(root) {
   return { update(_, events) { if (events.length) render(); } };
 }
 
+// Link states (docs/federation.md) -> edge colours.
+const LINK_COLORS = {
+  Operational: '#2a9d5c', Connecting: '#e0a21b', Waiting: '#e0a21b',
+  Failed: '#c0392b', Closed: '#8a8f98',
+};
+
+/// The federation graph of this broker: brokers are nodes; each link is an
+/// edge in the direction messages flow (pull: remote -> here, push: here ->
+/// remote), coloured by its state; exports to peers that pull from here
+/// are edges here -> peer. Pure: returns { nodes, edges } for cytoscape.
+function topologyModel(self, links, bridges) {
+  const nodes = new Map([[self, { id: `broker:${self}`, label: `${self} (this broker)`, color: '#2f6fdf', size: 70 }]]);
+  const remoteNode = (name) => {
+    if (!nodes.has(name)) nodes.set(name, { id: `broker:${name}`, label: name, color: '#6b7a8f', size: 55 });
+    return nodes.get(name).id;
+  };
+  // Brokers named alike (the default name is the host name) stay apart.
+  const other = (name, where) => (name === self ? `${name} (${where})` : name);
+  const edges = [];
+  const pushes = new Set(bridges.filter((b) => b.direction === 'push').map((b) => b.name));
+  for (const l of links) {
+    const remote = other(l.remote_node || `${l.host}:${l.port}`, l.host ? `${l.host}:${l.port}` : l.name);
+    const mine = bridges.filter((b) => b.link === l.name);
+    const pull = mine.some((b) => b.direction === 'in') || !mine.some((b) => b.direction === 'push');
+    const push = mine.some((b) => b.direction === 'push');
+    const base = { link: l.name, state: l.state || 'Waiting', routes: mine.length, error: l.last_error || '' };
+    if (pull) edges.push({ ...base, id: `link:${l.name}:in`, from: remote, to: self, count: Number(l.messages_in || 0) });
+    if (push) edges.push({ ...base, id: `link:${l.name}:out`, from: self, to: remote, count: Number(l.messages_out || 0) });
+  }
+  // Exports serve bridges of peers (the peer's link ends in a session here).
+  const byPeer = new Map();
+  for (const b of bridges) {
+    if (b.direction !== 'out' || pushes.has(b.name)) continue;
+    const e = byPeer.get(b.peer) || { routes: 0, count: 0 };
+    e.routes += 1;
+    e.count += Number(b.messages_out || 0);
+    byPeer.set(b.peer, e);
+  }
+  for (const [peer, e] of byPeer)
+    edges.push({ id: `export:${peer}`, link: `exports to ${peer}`, state: 'Operational', routes: e.routes, error: '', from: self, to: other(peer, 'peer'), count: e.count });
+  for (const e of edges) { remoteNode(e.from); remoteNode(e.to); }
+  return { nodes: [...nodes.values()], edges };
+}
+
 function topologyPage(root) {
   root.innerHTML = `
     <h2>Topology</h2>
-    <p class="note">Cluster members, their vhosts and federation links. This node runs standalone: federation and clustering are not built yet, so the graph has one node.</p>
-    <div id="graph"></div>`;
+    <p class="note">This broker and the brokers it federates with. Each link is an arrow in the direction messages flow (a route pulled from a remote broker points here; a push route and the exports serving other brokers' routes point there), coloured by link state: <span style="color:${LINK_COLORS.Operational}">Operational</span>, <span style="color:${LINK_COLORS.Connecting}">Connecting or Waiting</span>, <span style="color:${LINK_COLORS.Failed}">Failed</span>, <span style="color:${LINK_COLORS.Closed}">Closed</span>. Routes of vhost ${esc(state.vhost)}.</p>
+    <div id="graph"></div>
+    <table class="grid topology-links"><thead><tr><th>link</th><th>from</th><th>to</th><th>state</th><th>routes</th><th>messages</th><th>msg/s</th><th>last error</th></tr></thead><tbody></tbody></table>`;
   const cy = cytoscape({
     container: root.querySelector('#graph'),
     style: [
       { selector: 'node', style: { label: 'data(label)', 'text-valign': 'center', color: '#fff', 'font-size': 12, 'text-outline-width': 2, 'text-outline-color': 'data(color)', 'background-color': 'data(color)', width: 'data(size)', height: 'data(size)' } },
-      { selector: 'edge', style: { width: 2, 'line-color': '#aab', 'target-arrow-shape': 'triangle', 'target-arrow-color': '#aab', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 10 } },
+      { selector: 'edge', style: { width: 3, 'line-color': 'data(color)', 'target-arrow-shape': 'triangle', 'target-arrow-color': 'data(color)', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 10, 'text-wrap': 'wrap', 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': 2 } },
     ],
-    layout: { name: 'breadthfirst' },
+    layout: { name: 'circle' },
   });
-  const paths = ['/api/nodes', '/api/vhosts', '/api/links', '/api/cluster-members'];
+  const paths = ['/api/nodes', '/api/links?page_size=1000',
+    `/api/bridges?${query({ vhost: state.vhost, page_size: 1000 })}`];
   watch(paths);
   let shape = '';
+  const last = new Map(); // edge id -> { t, count } for msg/s
   return {
     update(results) {
       if (paths.some((p) => !results[p] || results[p].status !== 200)) return;
-      const nodes = results[paths[0]].body.objects.map((o) => o.broker);
-      const vhosts = results[paths[1]].body.objects.map((o) => o.vhost);
-      const links = results[paths[2]].body.objects.map((o) => o.link);
-      const elements = [];
-      for (const n of nodes) {
-        elements.push({ data: { id: `node:${n.node}`, label: `${n.node} (this node)`, color: '#2f6fdf', size: 70 } });
-        for (const v of vhosts) {
-          elements.push({ data: { id: `vhost:${v.name}`, label: `vhost ${v.name}: ${v.queues} queues, ${v.connections} conns`, color: '#2a9d5c', size: 40 } });
-          elements.push({ data: { id: `e:${n.node}:${v.name}`, source: `node:${n.node}`, target: `vhost:${v.name}`, label: '' } });
-        }
-        for (const l of links) {
-          elements.push({ data: { id: `link:${l.name}`, label: `${l.host}:${l.port} (${l.state})`, color: '#e0692b', size: 50 } });
-          elements.push({ data: { id: `le:${l.name}`, source: `node:${n.node}`, target: `link:${l.name}`, label: l.name } });
-        }
+      const self = (results[paths[0]].body.objects || []).map((o) => o.broker.node)[0] || 'this broker';
+      const links = (results[paths[1]].body.objects || []).map((o) => o.link);
+      const bridges = (results[paths[2]].body.objects || []).map((o) => o.bridge);
+      const model = topologyModel(self, links, bridges);
+      const now = Date.now();
+      for (const e of model.edges) {
+        const prev = last.get(e.id);
+        e.rate = prev && now > prev.t ? Math.max(0, (e.count - prev.count) * 1000 / (now - prev.t)) : 0;
+        last.set(e.id, { t: now, count: e.count });
       }
-      const next = JSON.stringify(elements);
-      if (next === shape) return;
+      const elements = [
+        ...model.nodes.map((n) => ({ data: n })),
+        ...model.edges.map((e) => ({ data: {
+          id: e.id, source: `broker:${e.from}`, target: `broker:${e.to}`,
+          color: LINK_COLORS[e.state] || LINK_COLORS.Waiting,
+          label: `${e.link} (${e.state})\n${num(e.count)} msgs, ${num(e.rate)} msg/s`,
+        } })),
+      ];
+      const graph = root.querySelector('#graph');
+      graph.dataset.nodes = model.nodes.map((n) => n.id.slice('broker:'.length)).join('\n');
+      graph.dataset.edges = JSON.stringify(model.edges.map((e) => ({ link: e.link, from: e.from, to: e.to, state: e.state })));
+      root.querySelector('.topology-links tbody').innerHTML = model.edges.length
+        ? model.edges.map((e) => `<tr data-link="${esc(e.link)}"><td>${esc(e.link)}</td><td>${esc(e.from)}</td><td>${esc(e.to)}</td><td class="state" style="color:${LINK_COLORS[e.state] || LINK_COLORS.Waiting}">${esc(e.state)}</td><td class="n">${num(e.routes)}</td><td class="n">${num(e.count)}</td><td class="n">${num(e.rate)}</td><td>${esc(e.error)}</td></tr>`).join('')
+        : '<tr><td colspan="8">no federation links (see docs/federation.md)</td></tr>';
+      const next = elements.map((el) => el.data.id).join('\n');
+      if (next === shape) {
+        // Same graph: only labels and colours change, no new layout.
+        for (const el of elements) cy.getElementById(el.data.id).data(el.data);
+        return;
+      }
       shape = next;
       cy.elements().remove();
       cy.add(elements);
-      cy.layout({ name: 'breadthfirst', directed: true, padding: 30 }).run();
+      cy.layout({ name: 'circle', padding: 40 }).run();
     },
     destroy() { cy.destroy(); },
   };

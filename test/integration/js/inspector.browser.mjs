@@ -5,17 +5,13 @@
 // depth within two seconds. Prints one JSON line per step; exits non-zero
 // on the first failure. Environment: INSPECTOR_URL, AMQP_URL, SHOT_DIR.
 
-import { chromium } from 'playwright-core';
+import { launch, openInspector, step, submitLogin } from './browser.mjs';
 import amqp from 'amqplib';
 
 const base = process.env.INSPECTOR_URL;
 const amqpUrl = process.env.AMQP_URL;
 const shotDir = process.env.SHOT_DIR;
 const LIMIT_MS = 2000;
-
-function step(name, extra = {}) {
-  console.log(JSON.stringify({ step: name, ...extra }));
-}
 
 /// Waits until the page shows `text` in the element of `selector`; returns
 /// the milliseconds it took.
@@ -27,29 +23,15 @@ async function waitForText(page, selector, text, timeout = LIMIT_MS) {
   return Date.now() - t0;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let conn;
 let failed = false;
 try {
-  const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e.stack || e)));
-
-  await page.goto(base + '/');
-  await page.waitForSelector('form#login');
-  await page.fill('input[name=user]', 'guest');
-  await page.fill('input[name=password]', 'wrong');
-  await page.click('button[type=submit]');
+  const { page, errors } = await openInspector(browser, base);
+  await submitLogin(page, 'guest', 'wrong');
   await page.waitForSelector('form#login .error:has-text("wrong password")');
   step('wrong password refused');
-  await page.fill('input[name=user]', 'guest');
-  await page.fill('input[name=password]', 'guest');
-  await page.click('button[type=submit]');
+  await submitLogin(page, 'guest', 'guest');
   await page.waitForSelector('nav');
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === 'flotilla_session');
