@@ -21,6 +21,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "apps/cli_errors.hpp"
 #include "apps/flotilla_route.hpp"
 #include "management/client.hpp"
 #include "protocol/management.pb.h"
@@ -28,35 +29,9 @@
 namespace gp = google::protobuf;
 namespace mg = flotilla::management;
 
+using namespace flotilla::cli;
+
 namespace {
-
-enum exit_code : int {
-  exit_ok = 0,
-  exit_refused = 1,
-  exit_usage = 2,
-  exit_connect = 3,
-  exit_not_found = 4,
-  exit_denied = 5,
-};
-
-/// A usage error: printed with a hint, exit code 2.
-struct usage_error {
-  std::string text;
-};
-
-/// A refusal by the broker (status >= 400).
-struct broker_error {
-  uint32_t status;
-  std::string text;
-};
-
-int exit_of(uint32_t status) {
-  if (status == 404)
-    return exit_not_found;
-  if (status == 401 || status == 403)
-    return exit_denied;
-  return exit_refused;
-}
 
 // -- help ---------------------------------------------------------------------
 

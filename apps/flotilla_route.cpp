@@ -6,6 +6,8 @@
 
 #include "apps/flotilla_route.hpp"
 
+#include "apps/cli_errors.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -66,22 +68,6 @@ keeps messages while the link is down (give SRC a fixed --fabric-port).
 (logging in to DEST with DEST's user) and the route lives on SRC, which
 pushes; list and delete it on SRC. Not for dynamic routes.
 )";
-
-struct usage_error {
-  std::string text;
-};
-struct broker_error {
-  uint32_t status;
-  std::string text;
-};
-
-int exit_of(uint32_t status) {
-  if (status == 404)
-    return 4;
-  if (status == 401 || status == 403)
-    return 5;
-  return 1;
-}
 
 /// One management connection.
 class conn {
