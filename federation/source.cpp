@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <limits>
 #include <set>
 
@@ -104,7 +105,10 @@ struct export_state {
 
 using export_self = caf::stateful_actor<export_state>*;
 
-void bind_key(export_self self, const std::string& key, bool unbind) {
+/// Binds (or unbinds) the export queue; `then` runs once the vhost has
+/// answered, so a route reported active already has its binding.
+void bind_key(export_self self, const std::string& key, bool unbind,
+              std::function<void()> then = {}) {
   auto& st = self->state;
   bind_req req;
   req.unbind = unbind;
@@ -118,8 +122,13 @@ void bind_key(export_self self, const std::string& key, bool unbind) {
         if (!r.ok())
           FLOTILLA_LOG(warning, "federation: export " << self->state.queue
                                                       << ": " << r.text);
+        if (then)
+          then();
       },
-      [](caf::error&) {});
+      [=](caf::error&) {
+        if (then)
+          then();
+      });
 }
 
 void forward(export_self self, delivery_batch& b) {
@@ -346,7 +355,10 @@ caf::result<subscribed> setup(export_self self, subscription& s) {
         }
         if (!st.sub.dynamic && st.bound.count(st.sub.key) == 0) {
           st.bound.insert(st.sub.key);
-          bind_key(self, st.sub.key, false);
+          bind_key(self, st.sub.key, false, [=]() mutable {
+            start_consuming(self, rp);
+          });
+          return;
         }
         start_consuming(self, rp);
       },

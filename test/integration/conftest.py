@@ -337,6 +337,18 @@ def pytest_runtest_call(item):
         signal.signal(signal.SIGALRM, old)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A failed test shows the log tails of the brokers it started: a failure
+    # seen only in CI is explained by its own report.
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for b in getattr(item, "flotilla_brokers", []):
+            rep.sections.append(("log tail of %s (%s)" % (b.name, b.log_path),
+                                 b.log_tail(60)))
+
+
 # ---------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------
@@ -359,6 +371,7 @@ def procs():
 def make_broker(request, tmp_path):
     """Factory: make_broker(args=(), allowed_errors=(), start=True) -> Broker."""
     made = []
+    request.node.flotilla_brokers = made
     allowed = _marker_args(request.node, "allow_errors")
 
     def factory(args=(), allowed_errors=(), start=True, name=None):
@@ -385,6 +398,7 @@ def make_broker(request, tmp_path):
 def broker(request, tmp_path):
     b = Broker(tmp_path / "broker", args=_marker_args(request.node, "broker_args"),
                allowed_errors=_marker_args(request.node, "allow_errors"))
+    request.node.flotilla_brokers = [b]
     try:
         b.start()
         yield b

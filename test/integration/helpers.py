@@ -27,7 +27,9 @@ def uniq(prefix="q"):
 
 def wait_until(pred, timeout=10.0, interval=0.05, message=None):
     """Poll pred() until it returns something truthy; return that value.
-    Raises AssertionError after ``timeout`` seconds."""
+    Raises AssertionError after ``timeout`` seconds; ``message`` (a string,
+    or a function returning one, e.g. to show the last values seen) says
+    what was awaited."""
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -35,6 +37,8 @@ def wait_until(pred, timeout=10.0, interval=0.05, message=None):
         if last:
             return last
         if time.monotonic() > deadline:
+            if callable(message):
+                message = message()
             raise AssertionError("condition not met within %.1fs: %s (last value %r)"
                                  % (timeout, message or getattr(pred, "__name__", pred), last))
         time.sleep(interval)
@@ -79,6 +83,8 @@ def pump_until(conn, pred, timeout=10.0, message=None):
         if v:
             return v
         if time.monotonic() > deadline:
+            if callable(message):
+                message = message()
             raise AssertionError("condition not met within %.1fs: %s (last value %r)"
                                  % (timeout, message or getattr(pred, "__name__", pred), v))
         conn.process_data_events(time_limit=0.05)
@@ -134,6 +140,8 @@ def get_one(ch, queue, auto_ack=False, timeout=5.0):
         if method is not None:
             return method, props, body
         if time.monotonic() > deadline:
+            if callable(message):
+                message = message()
             raise AssertionError("no message in %s within %.1fs" % (queue, timeout))
         time.sleep(0.02)
 

@@ -333,14 +333,17 @@ def test_route_backlog_and_lag_while_the_destination_stalls(make_broker, wait_un
     os.kill(dest.pid, signal.SIGSTOP)
     try:
         for i in range(12):
-            sch.basic_publish("amq.direct", "stall", b"waiting")
+            sch.basic_publish("amq.direct", "stall", b"waiting", mandatory=True)
+
+        seen = {}
 
         def stalled():
             fams = parse_strict(scrape(src, "?per_object=yes"))
-            return (value(fams, "flotilla_route_backlog", **out) == 12
-                    and value(fams, "flotilla_route_in_flight", **out) == 5
-                    and value(fams, "flotilla_route_lag_seconds", **out) >= 1.0)
-        wait_until(stalled, 10)
+            for k in ("backlog", "in_flight", "lag_seconds"):
+                seen[k] = value(fams, "flotilla_route_" + k, **out)
+            return (seen["backlog"] == 12 and seen["in_flight"] == 5
+                    and seen["lag_seconds"] >= 1.0)
+        wait_until(stalled, 10, message=lambda: "stalled: last seen %r" % seen)
         [x] = [x for x in bridges(src) if x["direction"] == "out"]
         assert int(x["backlog"]) == 12 and int(x["in_flight"]) == 5
         assert int(x["lag_ms"]) >= 1000
