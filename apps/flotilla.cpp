@@ -640,11 +640,11 @@ void print_objects(mg::Kind kind, const std::vector<mg::Object>& objs,
            num(b.messages_out()), num(b.bytes_in()), num(b.bytes_out()),
            num(b.backlog()),
            num(static_cast<uint64_t>(std::max<int64_t>(0, b.lag_ms()))) + "ms",
-           num(dropped), b.last_error()});
+           num(dropped), num(b.refused()), b.last_error()});
       }
       print_table({"route", "dir", "link/peer", "state", "msgIn", "msgOut",
                    "bytesIn", "bytesOut", "backlog", "lag", "dropped",
-                   "lastError"},
+                   "refused", "lastError"},
                   rows);
       return;
     default:

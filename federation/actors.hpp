@@ -89,6 +89,9 @@ struct route_counters {
   std::atomic<uint64_t> dropped_duplicate{0};
   std::atomic<uint64_t> dropped_hops{0};
   std::atomic<uint64_t> unroutable{0};
+  /// Refused by a destination queue and requeued on the source (counted on
+  /// both sides; the same message may be refused more than once).
+  std::atomic<uint64_t> refused{0};
   std::atomic<uint64_t> in_flight{0}; ///< Forwarded, not acked yet.
   std::atomic<uint64_t> bytes_in{0};  ///< Body bytes of messages_in.
   std::atomic<uint64_t> bytes_out{0}; ///< Body bytes of messages_out.

@@ -190,10 +190,24 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
   auto& st = self->state;
   auto& counters = st.status->counters;
   forward_ack ack;
-  std::vector<std::pair<caf::actor, enqueue_batch>> per_queue;
+  // Per target queue: its batch and the positions of its messages in b.
+  struct for_queue {
+    caf::actor queue;
+    enqueue_batch batch;
+    std::vector<uint32_t> positions;
+  };
+  std::vector<for_queue> per_queue;
   std::vector<caf::actor> targets;
+  // Each message by position: to forget it and uncount it if refused.
+  struct arrived {
+    std::string origin;
+    uint64_t seq = 0;
+    uint64_t bytes = 0;
+  };
+  auto origins = std::make_shared<std::vector<arrived>>(b.messages.size());
   auto now = now_ms();
-  for (auto& m : b.messages) {
+  for (uint32_t pos = 0; pos < b.messages.size(); ++pos) {
+    auto& m = b.messages[pos];
     bool again = m.redelivered;
     trace_info t{m.origin, m.origin_seq, std::move(m.trace)};
     auto verdict
@@ -222,6 +236,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
     write_trace(*msg, t);
     message_ptr shared = std::move(msg);
     targets.clear();
+    (*origins)[pos] = arrived{t.origin, t.origin_seq, shared->body.size()};
     auto* headers
       = shared->properties.headers ? &*shared->properties.headers : nullptr;
     st.vh->table->route(shared->exchange, shared->routing_key, headers,
@@ -232,34 +247,58 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
     if (targets.empty())
       ++counters.unroutable;
     for (auto& q : targets) {
-      auto i = std::find_if(per_queue.begin(), per_queue.end(), [&](auto& kv) {
-        return kv.first == q;
+      auto i = std::find_if(per_queue.begin(), per_queue.end(), [&](auto& x) {
+        return x.queue == q;
       });
       if (i == per_queue.end()) {
-        per_queue.emplace_back(q, enqueue_batch{});
+        per_queue.push_back(for_queue{q, {}, {}});
         i = per_queue.end() - 1;
       }
-      i->second.messages.push_back(shared);
-      i->second.redelivered.push_back(again ? 1 : 0);
+      i->batch.messages.push_back(shared);
+      i->batch.redelivered.push_back(again ? 1 : 0);
+      i->positions.push_back(pos);
     }
   }
   if (per_queue.empty())
     return ack;
   auto rp = self->make_response_promise<forward_ack>();
   auto left = std::make_shared<size_t>(per_queue.size());
-  for (auto& kv : per_queue) {
-    auto done = [rp, left, ack]() mutable {
-      if (--*left == 0)
-        rp.deliver(ack);
+  auto refused = std::make_shared<std::vector<uint8_t>>(b.messages.size(), 0);
+  for (auto& x : per_queue) {
+    auto done = [self, rp, left, ack, refused, origins]() mutable {
+      if (--*left != 0)
+        return;
+      // A message refused by any of its queues goes back to the source
+      // (the queues that took it may see it again, flagged redelivered),
+      // and the duplicate window lets it in next time.
+      auto& st = self->state;
+      auto& counters = st.status->counters;
+      for (uint32_t pos = 0; pos < refused->size(); ++pos) {
+        if (!(*refused)[pos])
+          continue;
+        auto& a = (*origins)[pos];
+        ack.refused.push_back(pos);
+        st.ctx->seen->forget(a.origin, a.seq);
+        ++counters.refused;
+        --counters.messages_in;
+        counters.bytes_in -= a.bytes;
+        --ack.accepted;
+      }
+      rp.deliver(std::move(ack));
     };
     self
-      ->request(kv.first, caf::infinite, enqueue_atom::value,
-                std::move(kv.second), true)
+      ->request(x.queue, caf::infinite, enqueue_atom::value, std::move(x.batch),
+                true)
       .then(
-        [done](enqueue_reply&) mutable {
+        [done, refused,
+         positions = std::move(x.positions)](enqueue_reply& r) mutable {
+          for (size_t i = 0; i < r.rejected.size() && i < positions.size(); ++i)
+            if (r.rejected[i])
+              (*refused)[positions[i]] = 1;
           done();
         },
         [done](caf::error&) mutable {
+          // The queue is gone (deleted meanwhile): as if unroutable.
           done();
         });
   }
@@ -369,7 +408,7 @@ caf::behavior bridge_impl(bridge_self self, bridge_config cfg,
     },
     [=](forward_atom, forward_batch& b) -> caf::result<forward_ack> {
       if (self->state.vh == nullptr)
-        return forward_ack{0, static_cast<uint32_t>(b.messages.size())};
+        return forward_ack{0, static_cast<uint32_t>(b.messages.size()), {}};
       return import(self, b);
     },
   };

@@ -114,6 +114,16 @@ bool dedup_window::accept(const std::string& origin, uint64_t seq) {
   return test_and_set(origins_[origin], seq);
 }
 
+void dedup_window::forget(const std::string& origin, uint64_t seq) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = origins_.find(origin);
+  if (i == origins_.end() || i->second.bits.empty() || seq > i->second.high
+      || i->second.high - seq >= window_)
+    return;
+  auto n = seq % window_;
+  i->second.bits[n / 64] &= ~(uint64_t{1} << (n % 64));
+}
+
 arrival check_arrival(const trace_info& t, const std::string& self,
                       uint32_t max_hops, dedup_window& seen) {
   if (contains(t.trace, self))

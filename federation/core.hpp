@@ -72,6 +72,10 @@ public:
   /// Returns true the first time (origin, seq) is seen.
   bool accept(const std::string& origin, uint64_t seq);
 
+  /// Forgets (origin, seq): a message accepted but then refused by a queue
+  /// is accepted again when the source forwards it once more.
+  void forget(const std::string& origin, uint64_t seq);
+
 private:
   struct per_origin {
     uint64_t high = 0;

@@ -224,6 +224,7 @@ void fill_counters(const route_counters& c, mg::Bridge& out) {
   out.set_dropped_duplicate(c.dropped_duplicate.load());
   out.set_dropped_hops(c.dropped_hops.load());
   out.set_unroutable(c.unroutable.load());
+  out.set_refused(c.refused.load());
 }
 
 /// The counters of a bridge. A push bridge (--src-local) forwards through a

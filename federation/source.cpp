@@ -28,6 +28,10 @@ namespace flotilla::federation {
 namespace {
 
 constexpr auto forward_timeout = std::chrono::seconds(60);
+/// Messages a destination queue refused wait this long (still in flight,
+/// holding the route's credit) before they go back to the queue to be
+/// forwarded again.
+constexpr auto refused_retry_delay = std::chrono::seconds(1);
 
 int64_t now_ms() {
   using namespace std::chrono;
@@ -91,6 +95,10 @@ struct export_state {
   std::shared_ptr<route_counters> counters = std::make_shared<route_counters>();
   /// The oldest published_at of each batch in flight (for the lag).
   std::multiset<int64_t> in_flight_oldest;
+  /// The destination refuses messages (a queue full with reject-publish, a
+  /// failed journal write): logged when it starts and when it ends.
+  bool refusing = false;
+  size_t held = 0; ///< Refused messages waiting for refused_retry_delay.
   /// What the exit functor needs (the state may be gone when it runs).
   struct cleanup_info {
     caf::actor hub;
@@ -131,10 +139,19 @@ void bind_key(export_self self, const std::string& key, bool unbind,
       });
 }
 
+/// A batch in flight was answered: its oldest message no longer counts for
+/// the lag.
+void answered(export_self self, int64_t oldest) {
+  auto& set = self->state.in_flight_oldest;
+  if (auto i = set.find(oldest); i != set.end())
+    set.erase(i);
+}
+
 void forward(export_self self, delivery_batch& b) {
   auto& st = self->state;
   forward_batch out;
   std::vector<uint64_t> ids;
+  std::vector<uint64_t> sizes; // Body bytes, by position.
   std::vector<uint64_t> drop;
   uint64_t bytes = 0;
   int64_t oldest = std::numeric_limits<int64_t>::max();
@@ -168,6 +185,7 @@ void forward(export_self self, delivery_batch& b) {
       oldest = std::min<int64_t>(oldest, item.msg->published_at);
     out.messages.push_back(std::move(m));
     ids.push_back(item.id);
+    sizes.push_back(item.msg->body.size());
   }
   if (!drop.empty())
     self->send(st.queue_actor, ack_atom::value, st.owner, std::move(drop));
@@ -176,26 +194,60 @@ void forward(export_self self, delivery_batch& b) {
   auto n = ids.size();
   st.counters->in_flight += n;
   st.in_flight_oldest.insert(oldest);
-  auto answered = [self, oldest] {
-    auto& set = self->state.in_flight_oldest;
-    if (auto i = set.find(oldest); i != set.end())
-      set.erase(i);
-  };
   self
     ->request(st.sub.bridge, forward_timeout, forward_atom::value,
               std::move(out))
     .then(
-      [=](forward_ack&) mutable {
+      [=](forward_ack& a) mutable {
         auto& st = self->state;
-        answered();
-        st.counters->in_flight -= n;
-        st.counters->messages_out += n;
+        std::vector<uint64_t> again; // Refused: forwarded again later.
+        if (!a.refused.empty()) {
+          std::vector<uint8_t> refused(ids.size(), 0);
+          for (auto pos : a.refused)
+            if (pos < refused.size())
+              refused[pos] = 1;
+          std::vector<uint64_t> acked;
+          for (size_t i = 0; i < ids.size(); ++i) {
+            if (refused[i]) {
+              again.push_back(ids[i]);
+              bytes -= sizes[i];
+            } else {
+              acked.push_back(ids[i]);
+            }
+          }
+          ids = std::move(acked);
+        }
+        st.counters->in_flight -= ids.size();
+        st.counters->messages_out += ids.size();
         st.counters->bytes_out += bytes;
-        self->send(st.queue_actor, ack_atom::value, st.owner, std::move(ids));
+        if (!ids.empty())
+          self->send(st.queue_actor, ack_atom::value, st.owner, std::move(ids));
+        if (again.empty()) {
+          answered(self, oldest);
+          if (st.refusing && st.held == 0) {
+            st.refusing = false;
+            FLOTILLA_LOG(notice, "federation: export "
+                                   << st.queue << ": " << st.sub.dest_node_name
+                                   << " accepts messages again");
+          }
+          return;
+        }
+        st.counters->refused += again.size();
+        st.held += again.size();
+        if (!st.refusing) {
+          st.refusing = true;
+          FLOTILLA_LOG(warning, "federation: export "
+                                  << st.queue << ": " << again.size()
+                                  << " message(s) refused by a queue on "
+                                  << st.sub.dest_node_name
+                                  << "; kept here and forwarded again");
+        }
+        self->delayed_send(self, refused_retry_delay, reject_atom::value,
+                           std::move(again), oldest);
       },
       [=](caf::error& e) mutable {
         auto& st = self->state;
-        answered();
+        answered(self, oldest);
         st.counters->in_flight -= n;
         FLOTILLA_LOG(info, "federation: export " << st.queue
                                                  << ": bridge did not answer ("
@@ -397,6 +449,15 @@ caf::behavior export_impl(export_self self, caf::actor hub, context_ptr ctx,
     },
     [=](tick_atom) {
       sample(self);
+    },
+    [=](reject_atom, std::vector<uint64_t>& ids, int64_t oldest) {
+      // Refused messages, held for refused_retry_delay: back to the queue.
+      auto& st = self->state;
+      answered(self, oldest);
+      st.counters->in_flight -= ids.size();
+      st.held -= ids.size();
+      self->send(st.queue_actor, reject_atom::value, st.owner, std::move(ids),
+                 true);
     },
     [=](caf::delete_atom) -> caf::result<bool> {
       // The durable route was deleted on the destination: delete its queue.

@@ -125,6 +125,10 @@ struct forward_batch {
 struct forward_ack {
   uint32_t accepted = 0;
   uint32_t dropped = 0; ///< Loops, duplicates, hop limit.
+  /// Positions (in the batch) of messages a destination queue refused (full
+  /// with reject-publish, a failed journal write): the source requeues them
+  /// and forwards them again later. The others are acknowledged.
+  std::vector<uint32_t> refused;
 };
 
 /// A duplex connector's link, once operational, asks the source broker to
@@ -208,7 +212,7 @@ typename Inspector::result_type inspect(Inspector& f, forward_batch& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forward_ack& x) {
   return f(caf::meta::type_name("flotilla.fed.forward_ack"), x.accepted,
-           x.dropped);
+           x.dropped, x.refused);
 }
 
 /// Registers every type above (call before the actor_system exists).

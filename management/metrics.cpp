@@ -202,6 +202,9 @@ void format_federation(const metrics_input& in, bool per_object,
   family alarm{"flotilla_route_alarm", "gauge",
                "1 while the route's alarm is raised (not running for three "
                "link maintenance intervals; directions in and push)."};
+  family refused{"flotilla_route_refused_total", "counter",
+                 "Messages a destination queue refused; requeued on the "
+                 "source and forwarded again."};
   family active{"flotilla_route_active", "gauge",
                 "1 while the route is active (subscribed and forwarding)."};
   for (auto* b : in.bridges) {
@@ -224,11 +227,13 @@ void format_federation(const metrics_input& in, bool per_object,
       dropped.sum(with_reason, static_cast<double>(n));
     }
     unroutable.sum(ls, static_cast<double>(b->unroutable()));
+    refused.sum(ls, static_cast<double>(b->refused()));
     alarm.sum(ls, b->alarm() ? 1 : 0);
     active.sum(ls, b->state() == "active" ? 1 : 0);
   }
-  for (auto* f : {&msgs_in, &msgs_out, &bytes_in, &bytes_out, &backlog,
-                  &in_flight, &lag, &dropped, &unroutable, &alarm, &active})
+  for (auto* f :
+       {&msgs_in, &msgs_out, &bytes_in, &bytes_out, &backlog, &in_flight, &lag,
+        &dropped, &unroutable, &refused, &alarm, &active})
     f->write(out);
 }
 

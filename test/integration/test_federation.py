@@ -257,6 +257,42 @@ def test_static_route(make_broker, wait_until):
     bconn.close()
 
 
+def test_messages_a_full_destination_queue_refuses_wait_on_the_source(make_broker, wait_until):
+    """A destination queue full with reject-publish refuses what the route
+    brings: the source keeps those messages (backlog, counted as refused)
+    and forwards them again until they fit; none is lost or doubled."""
+    a = make_broker()
+    b = make_broker()
+    cli("route", "add", addr(b), addr(a), "amq.direct", "full", "--ack", "10")
+    wait_until(lambda: [x["state"] for x in bridges(b)] == ["active"], 10)
+    bconn, bch = channel(b)
+    bch.queue_declare("small", arguments={"x-max-length": 3, "x-overflow": "reject-publish"})
+    bch.queue_bind("small", "amq.direct", "full")
+    aconn, ach = channel(a)
+    ach.confirm_delivery()
+    for i in range(10):
+        ach.basic_publish("amq.direct", "full", b"m%d" % i, mandatory=True)
+
+    def out_route():
+        [x] = [x for x in bridges(a) if x["direction"] == "out"]
+        return x
+    # Three fit; the other seven are refused and wait on the source.
+    wait_until(lambda: int(out_route()["refused"]) >= 7 and int(out_route()["backlog"]) == 7, 10)
+    assert bch.queue_declare("small", passive=True).method.message_count == 3
+    [br] = bridges(b)
+    assert int(br["refused"]) >= 7 and int(br["messages_in"]) == 3
+    assert "refused" in cli("-b", "amqp://guest:guest@127.0.0.1:%d/" % a.port,
+                            "stat", "routes").stdout
+    # Consuming makes room: the rest arrive (retried every second).
+    got = collect(bch, "small", 10, wait_until, timeout=30)
+    assert sorted(body for body, _ in got) == sorted("m%d" % i for i in range(10))
+    wait_until(lambda: int(out_route()["backlog"]) == 0
+               and int(out_route()["messages_out"]) == 10, 10)
+    assert int(bridges(b)[0]["messages_in"]) == 10
+    aconn.close()
+    bconn.close()
+
+
 def test_cli_usage_errors(broker):
     p = cli("route", "dynamic", "add", addr(broker), addr(broker), "amq.direct",
             "--src-local", check=EXIT_USAGE)

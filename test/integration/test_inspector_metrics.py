@@ -72,6 +72,7 @@ EXPECTED.update({
     "flotilla_route_lag_seconds": "gauge",
     "flotilla_route_dropped_total": "counter",
     "flotilla_route_unroutable_total": "counter",
+    "flotilla_route_refused_total": "counter",
     "flotilla_route_alarm": "gauge",
     "flotilla_route_active": "gauge",
 })
@@ -275,6 +276,7 @@ def test_federation_metrics_of_two_brokers_and_a_route(make_broker, wait_until):
     assert value(fams, "flotilla_route_bytes_in_total", **into) == 40
     assert value(fams, "flotilla_route_messages_out_total", **into) == 0
     assert value(fams, "flotilla_route_unroutable_total", **into) == 0
+    assert value(fams, "flotilla_route_refused_total", **into) == 0
     assert value(fams, "flotilla_route_alarm", **into) == 0
     assert value(fams, "flotilla_route_active", **into) == 1
     for reason in ("loop", "duplicate", "hops"):

@@ -41,6 +41,24 @@ TEST_SUITE("federation") {
     CHECK_FALSE(w.accept("a", 1000));
   }
 
+  TEST_CASE("a refused message is forgotten and accepted again") {
+    dedup_window w{128};
+    CHECK(w.accept("a", 5));
+    CHECK(w.accept("a", 6));
+    w.forget("a", 5);
+    CHECK(w.accept("a", 5));
+    CHECK_FALSE(w.accept("a", 5));
+    CHECK_FALSE(w.accept("a", 6)); // Only the forgotten number.
+    w.forget("a", 6);              // The highest number too.
+    CHECK(w.accept("a", 6));
+    w.forget("b", 1); // Unknown origin, number above the highest, or older
+    w.forget("a", 7); // than the window: nothing to forget.
+    CHECK(w.accept("a", 300));
+    w.forget("a", 6);
+    CHECK_FALSE(w.accept("a", 6));
+    CHECK(w.accept("a", 7 + 200)); // Still new after the no-op forgets.
+  }
+
   TEST_CASE("arrivals: loops, hop limit, duplicates") {
     dedup_window w;
     CHECK(check_arrival({"a", 1, {"a", "b"}}, "c", 16, w) == arrival::accept);
