@@ -635,7 +635,7 @@ void print_objects(mg::Kind kind, const std::vector<mg::Object>& objs,
           = b.dropped_loop() + b.dropped_duplicate() + b.dropped_hops();
         rows.push_back(
           {b.name(), b.direction(),
-           b.direction() == "out" ? b.peer() : b.link(),
+           b.direction() == "out" || b.link().empty() ? b.peer() : b.link(),
            b.state() + (b.alarm() ? " ALARM" : ""), num(b.messages_in()),
            num(b.messages_out()), num(b.bytes_in()), num(b.bytes_out()),
            num(b.backlog()),

@@ -282,7 +282,9 @@ size_t upstream_depth(const std::string& start, const std::string& user,
       deepest = std::max(deepest, depth[addr]);
       for (auto& o : c.list(mg::BRIDGE)) {
         auto& b = o.bridge();
-        if (b.direction() != "in" || depth.count(b.link()) > 0)
+        // (A route in without a link is a peer's push route.)
+        if (b.direction() != "in" || b.link().empty()
+            || depth.count(b.link()) > 0)
           continue;
         depth[b.link()] = depth[addr] + 1;
         todo.push_back(b.link());
@@ -488,7 +490,7 @@ int cmd_map(conn& start, const std::string& first, int timeout) {
       std::cout << "Ok\n";
       for (auto& o : c.list(mg::BRIDGE)) {
         auto& b = o.bridge();
-        if (b.direction() != "in")
+        if (b.direction() != "in" || b.link().empty())
           continue;
         routes.push_back({addr, b.link(), b.source(), b.key(), b.dynamic()});
         if (seen.insert(b.link()).second)
@@ -555,7 +557,9 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
       std::set<std::string> links;
       for (auto& o : r.objects()) {
         auto& b = o.bridge();
-        if (b.direction() != "in" && b.direction() != "push")
+        // A peer's push route (in, no link here) is the peer's to delete.
+        if ((b.direction() != "in" && b.direction() != "push")
+            || (b.direction() == "in" && b.link().empty()))
           continue;
         mg::Request del;
         del.set_method(mg::DELETE);
@@ -586,8 +590,8 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
                                            : "static";
       if (b.durable())
         kind += " durable";
-      if (push)
-        kind += " push";
+      if (push || (in && b.src_local()))
+        kind += " push"; // Pushed by this broker, or into it by the source.
       auto state = b.state() + (b.alarm() ? " ALARM" : "");
       std::string key = b.dynamic()
                           ? "(" + std::to_string(b.keys_size()) + " keys)"
@@ -598,11 +602,11 @@ int cmd_route(const std::vector<std::string>& args, bool json, int timeout) {
         {in     ? dest.address()
          : push ? b.link()
                 : b.peer(),
-         in ? b.link() : dest.address(), b.destination(), key, kind, state,
-         std::to_string(b.messages_in()), std::to_string(b.messages_out()),
-         std::to_string(b.bytes_in()), std::to_string(b.bytes_out()),
-         std::to_string(b.backlog()), lag_text(b.lag_ms()),
-         std::to_string(dropped), b.last_error()});
+         in ? (b.link().empty() ? b.peer() : b.link()) : dest.address(),
+         b.destination(), key, kind, state, std::to_string(b.messages_in()),
+         std::to_string(b.messages_out()), std::to_string(b.bytes_in()),
+         std::to_string(b.bytes_out()), std::to_string(b.backlog()),
+         lag_text(b.lag_ms()), std::to_string(dropped), b.last_error()});
     }
     print_rows(rows);
     return 0;

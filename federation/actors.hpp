@@ -62,6 +62,9 @@ using fed_mgmt_atom = caf::atom_constant<caf::atom("fedmgmt")>;
 /// A connector of the config file, created at boot: (connector_atom,
 /// config::connector_spec).
 using connector_atom = caf::atom_constant<caf::atom("fedconn")>;
+/// An importer of a peer's push route started: (importer_atom,
+/// importer_info, the importer); the hub lists it while it lives.
+using importer_atom = caf::atom_constant<caf::atom("fedimport")>;
 
 /// The states of a link, as Qpid names them.
 enum class link_state { waiting, connecting, operational, failed, closed };
@@ -132,6 +135,17 @@ struct export_info {
   std::shared_ptr<route_counters> counters;
 };
 
+/// What a session tells the hub when it starts an importer for a peer's
+/// push route (--src-local): listed on this broker as a route in.
+struct importer_info {
+  std::string peer_node;
+  std::string route; ///< The route's name on the peer (the source).
+  std::string vhost;
+  std::string exchange;
+  uint32_t max_hops = 0;
+  std::shared_ptr<bridge_status> status;
+};
+
 /// Shared by the actors of one broker.
 struct federation_context {
   broker* node = nullptr;
@@ -181,5 +195,6 @@ caf::actor spawn_session(caf::actor_system& sys, caf::actor peer_link,
 } // namespace flotilla::federation
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::export_info)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::importer_info)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::federation::link_state)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flotilla::config::connector_spec)

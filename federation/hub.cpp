@@ -75,12 +75,19 @@ struct export_rec {
   std::vector<interest_item> items;
 };
 
+struct importer_rec {
+  importer_info info;
+  caf::actor_addr actor;
+};
+
 struct hub_state {
   static inline const char* name = "federation";
   context_ptr ctx;
   std::map<std::string, link_rec> links;
   std::map<std::string, bridge_rec> bridges;
   std::map<caf::actor_id, export_rec> exports;
+  /// Importers of the peers' push routes (direction in, src_local).
+  std::map<caf::actor_id, importer_rec> importers;
   std::set<caf::actor_addr> sessions;
   /// Durable bridges deleting their source queue, per link: their link
   /// (and its session) must live until they are done.
@@ -279,6 +286,25 @@ void fill(const export_rec& e, mg::Bridge& out) {
   out.set_forwarded(e.info.counters->messages_out.load());
   for (auto& k : keys_of(e.items))
     out.add_keys(k);
+}
+
+/// The importer of a peer's push route: a route in, named as on the peer,
+/// its link the peer's (there is none here).
+void fill(const importer_rec& r, mg::Bridge& out) {
+  auto& i = r.info;
+  out.set_name(i.route);
+  out.set_vhost(i.vhost);
+  out.set_direction("in");
+  out.set_src_local(true);
+  out.set_peer(i.peer_node);
+  out.set_destination(i.exchange);
+  out.set_max_hops(i.max_hops);
+  auto& c = i.status->counters;
+  fill_counters(c, out);
+  out.set_forwarded(c.messages_in.load());
+  std::lock_guard<std::mutex> guard{i.status->mtx};
+  out.set_state(i.status->state);
+  out.set_last_error(i.status->last_error);
 }
 
 bool matches(const std::string& pattern, const std::string& name) {
@@ -737,6 +763,10 @@ std::string handle_management(hub_self self, const std::string& bytes,
             if (e.info.vhost == vhost
                 && matches(req.list().pattern(), e.info.bridge_name))
               fill(e, *all.emplace_back().mutable_bridge());
+          for (auto& [id, r] : st.importers)
+            if (r.info.vhost == vhost
+                && matches(req.list().pattern(), r.info.route))
+              fill(r, *all.emplace_back().mutable_bridge());
         }
         page(req, resp, std::move(all));
         resp.set_status(200);
@@ -1032,6 +1062,15 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
     }
     add_bridge(self, std::move(b));
   }
+  // Importers of push routes are monitored: listed while they live.
+  self->set_down_handler([=](caf::down_msg& msg) {
+    auto& imp = self->state.importers;
+    for (auto i = imp.begin(); i != imp.end(); ++i)
+      if (i->second.actor == msg.source) {
+        imp.erase(i);
+        return;
+      }
+  });
   // Links, bridges and sessions are linked to the hub: they stop with it.
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -1124,6 +1163,11 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
     [=](export_atom, caf::actor_id id) {
       if (self->state.exports.erase(id) > 0)
         recompute(self);
+    },
+    [=](importer_atom, importer_info& info, caf::actor& importer) {
+      self->monitor(importer);
+      self->state.importers[importer.id()]
+        = importer_rec{std::move(info), importer.address()};
     },
     [=](interest_atom, caf::actor_id id, interest& in) {
       auto i = self->state.exports.find(id);

@@ -574,10 +574,14 @@ caf::behavior session_impl(caf::stateful_actor<session_state>* self,
       cfg.vhost = s.vhost;
       cfg.exchange = s.exchange;
       cfg.max_hops = s.max_hops;
-      auto importer
-        = spawn_bridge(self->system(), std::move(cfg),
-                       std::make_shared<bridge_status>(), st.hub, st.ctx);
+      importer_info info{st.peer_node, s.bridge_name,
+                         s.vhost,      s.exchange,
+                         s.max_hops,   std::make_shared<bridge_status>()};
+      info.status->state = "active";
+      auto importer = spawn_bridge(self->system(), std::move(cfg), info.status,
+                                   st.hub, st.ctx);
       self->link_to(importer);
+      self->send(st.hub, importer_atom::value, std::move(info), importer);
       FLOTILLA_LOG(info, "federation: importing push route "
                            << s.bridge_name << " of " << st.peer_node);
       out.ok = true;

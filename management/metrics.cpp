@@ -167,7 +167,7 @@ void format_federation(const metrics_input& in, bool per_object,
     labels ls{{"vhost", b.vhost()}, {"direction", b.direction()}};
     if (per_object) {
       std::string remote = b.peer();
-      if (b.direction() != "out") {
+      if (b.direction() != "out" && !b.link().empty()) {
         auto i = remote_of.find(b.link());
         remote = i != remote_of.end() ? i->second : b.link();
       }

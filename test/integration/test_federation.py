@@ -330,9 +330,21 @@ def test_push_route_src_local(make_broker, wait_until):
     assert (int(push["messages_out"]), int(push["bytes_out"])) == (20, body_bytes)
     link = links(src)["127.0.0.1:%d" % dest.port]
     assert (int(link["messages_out"]), int(link["bytes_out"])) == (20, body_bytes)
+    # The destination lists the route too: in, pushed by the source (no
+    # link of its own), with what it imported.
+    src_node = mgmt(src, "overview")["overview"]["broker"]["node"]
+    [imp] = bridges(dest)
+    assert (imp["name"], imp["direction"], imp["state"], imp["src_local"], imp["peer"]) == (
+        push["name"], "in", "active", True, src_node)
+    assert (int(imp["messages_in"]), int(imp["bytes_in"])) == (20, body_bytes)
+    assert "static push" in cli("route", "list", addr(dest)).stdout
+    # flush on the destination leaves a peer's push route alone.
+    cli("route", "flush", addr(dest))
+    assert [x["name"] for x in bridges(dest)] == [push["name"]]
     # Deleted on the source (where it lives), with its link.
     cli("route", "del", addr(dest), addr(src), "amq.direct", "k", "--src-local")
     assert links(src) == {} and [x for x in bridges(src) if x["direction"] == "push"] == []
+    wait_until(lambda: bridges(dest) == [], 10)
     sconn.close()
     dconn.close()
 

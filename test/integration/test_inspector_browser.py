@@ -14,9 +14,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pika
 import pytest
 
-from test_federation import mgmt, route_with_traffic
+from test_federation import addr, bridges, cli, mgmt, route_with_traffic
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE / "js"
@@ -100,3 +101,20 @@ def test_topology_shows_remote_broker_and_link(make_broker, wait_until, tmp_path
         "LINK_NAME": "exports to %s" % local, "LINK_STATE": "Operational",
         "EDGE_TO": local})
     assert code == 0, "browser script failed on the source:\n" + out
+    # A push route (--src-local) from src: dest has no link of its own, the
+    # edge comes from the source ("pushed by"), with what dest imported.
+    cli("route", "add", addr(dest), addr(src), "amq.direct", "topo-push", "--src-local")
+    dconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", dest.port))
+    dch = dconn.channel()
+    dch.queue_declare("topo-push-in")
+    dch.queue_bind("topo-push-in", "amq.direct", "topo-push")
+    wait_until(lambda: [x["state"] for x in bridges(dest) if x.get("src_local")] == ["active"], 15)
+    sconn = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", src.port))
+    sconn.channel().basic_publish("amq.direct", "topo-push", b"pushed")
+    wait_until(lambda: dch.queue_declare("topo-push-in", passive=True).method.message_count == 1, 15)
+    code, out, steps = run_script("topology.browser.mjs", {
+        "INSPECTOR_URL": dest.inspector_url, "REMOTE_NODE": remote,
+        "LINK_NAME": "pushed by %s" % remote, "LINK_STATE": "Operational", "MESSAGES": "1"})
+    assert code == 0, "browser script failed on the push route's destination:\n" + out
+    sconn.close()
+    dconn.close()

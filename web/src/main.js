@@ -453,6 +453,18 @@ function topologyModel(self, links, bridges) {
   }
   for (const [peer, e] of byPeer)
     edges.push({ id: `export:${peer}`, link: `exports to ${peer}`, state: 'Operational', routes: e.routes, error: '', from: self, to: other(peer, 'peer'), count: e.count });
+  // Push routes of peers (a route in without a link here) come over the
+  // peer's link, which ends in a session here.
+  const byPusher = new Map();
+  for (const b of bridges) {
+    if (b.direction !== 'in' || b.link) continue;
+    const e = byPusher.get(b.peer) || { routes: 0, count: 0 };
+    e.routes += 1;
+    e.count += Number(b.messages_in || 0);
+    byPusher.set(b.peer, e);
+  }
+  for (const [peer, e] of byPusher)
+    edges.push({ id: `import:${peer}`, link: `pushed by ${peer}`, state: 'Operational', routes: e.routes, error: '', from: other(peer, 'peer'), to: self, count: e.count });
   for (const e of edges) { remoteNode(e.from); remoteNode(e.to); }
   return { nodes: [...nodes.values()], edges };
 }
