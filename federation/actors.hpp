@@ -169,6 +169,11 @@ std::string connect_error_text(caf::actor_system& sys, const caf::error& e,
                                const std::string& where, bool tls,
                                bool& handshake);
 
+/// Returns true if libcaf_openssl's TLS calls go through the wrappers of
+/// tls_error_queue.cpp, which empty OpenSSL's error queue first (without
+/// them an error on one fabric connection drops another; see there).
+bool tls_error_queue_guarded();
+
 caf::actor spawn_gatekeeper(caf::actor_system& sys,
                             std::shared_ptr<const config::user_db> users);
 /// `initial`: the durable links and routes of the routes file, started at

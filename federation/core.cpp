@@ -193,6 +193,14 @@ std::chrono::milliseconds backoff::next() {
   return result;
 }
 
+std::chrono::milliseconds reconnect_delay(std::chrono::milliseconds delay,
+                                          const std::string& local_id,
+                                          const std::string& remote_id) {
+  if (local_id.empty() || remote_id.empty() || local_id <= remote_id)
+    return delay;
+  return delay + delay / 2;
+}
+
 bool route_alarm::update(bool running, int64_t now_ms, int64_t limit_ms) {
   if (running)
     down_since_ = -1;

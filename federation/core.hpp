@@ -154,6 +154,18 @@ private:
   std::chrono::milliseconds next_;
 };
 
+/// Returns the delay before a link reconnects after losing its connection:
+/// `delay`, plus half of it if this broker's id is the greater one of the
+/// two. Both ends of a lost connection notice the loss at the same moment;
+/// when each has a link to the other, equal delays would make both dial at
+/// once, and CAF 0.17 may then close both new connections (each side keeps
+/// the connection it accepted and drops the one it dialled). The staggered
+/// side finds the other's connection up and logs in over it. Ids unknown
+/// (empty): `delay`.
+std::chrono::milliseconds reconnect_delay(std::chrono::milliseconds delay,
+                                          const std::string& local_id,
+                                          const std::string& remote_id);
+
 /// When a declared route that is not running raises its alarm: after it
 /// has been seen not running for more than `limit_ms` (consecutively), and
 /// cleared as soon as it runs again.

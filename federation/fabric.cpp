@@ -98,6 +98,11 @@ private:
 fabric::fabric(caf::actor_system& sys, fabric_settings s,
                std::shared_ptr<const config::user_db> users)
   : sys_(sys), settings_(std::move(s)), broker_id_(make_broker_id()) {
+  if (settings_.tls() && !tls_error_queue_guarded())
+    // A build in which libssl's definitions come first (a static libssl,
+    // say): an error on one TLS connection may drop the others again.
+    FLOTILLA_LOG(warning, "fabric: the TLS error queue guard is not in use; "
+                          "one failed TLS connection may drop the others");
   gatekeeper_ = spawn_gatekeeper(sys_, std::move(users));
   auto port = settings_.tls()
                 ? caf::openssl::publish(gatekeeper_, settings_.port,

@@ -16,7 +16,10 @@
 // interval and double up to 64 s; a refused login or a failed (TLS)
 // handshake waits the longest delay (no hot retry loop). The session handle is
 // monitored: a BASP connection that dies (or misses heartbeats) turns into a
-// down message.
+// down message. After such a loss the broker with the greater federation id
+// waits half a delay longer (reconnect_delay in core.hpp): when the peer has
+// a link back to us, the peer dials first and our link then logs in over that
+// connection (CAF closes our own dial as redundant) instead of racing it.
 
 #include <chrono>
 
@@ -211,8 +214,17 @@ caf::behavior link_impl(link_self self, link_config cfg,
       return;
     st.session = nullptr;
     ++st.attempt;
-    failed_attempt(self,
-                   "connection lost: " + self->system().render(msg.reason));
+    std::string remote_id;
+    {
+      std::lock_guard<std::mutex> guard{st.status->mtx};
+      remote_id = st.status->remote_id;
+    }
+    // Tie-break with a link of the peer back to us (core.hpp): the greater
+    // broker id redials half a delay later.
+    auto delay
+      = reconnect_delay(st.delays.next(), st.ctx->broker_id, remote_id);
+    schedule(self, delay, link_state::waiting,
+             "connection lost: " + self->system().render(msg.reason));
   });
   self->attach_functor([status = st.status] {
     std::lock_guard<std::mutex> guard{status->mtx};

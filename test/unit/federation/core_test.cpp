@@ -187,6 +187,13 @@ TEST_SUITE("federation") {
     CHECK(b.next() == 2000ms);
   }
 
+  TEST_CASE("after a lost connection the greater broker id reconnects later") {
+    CHECK(reconnect_delay(2000ms, "a1", "b2") == 2000ms);
+    CHECK(reconnect_delay(2000ms, "b2", "a1") == 3000ms);
+    CHECK(reconnect_delay(2000ms, "b2", "") == 2000ms);
+    CHECK(reconnect_delay(2000ms, "", "a1") == 2000ms);
+  }
+
   TEST_CASE("broker ids and loopback") {
     auto a = make_broker_id();
     CHECK(a.size() == 16);
