@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -180,6 +181,17 @@ int run(config::broker_options& opts) {
                    spec.name.c_str(), spec.host.c_str());
       return 2;
     }
+  }
+
+  // Connector passwords are kept in the config file in clear (as in
+  // ActiveMQ's networkConnectors): say so when others may read it.
+  if (!opts.config.empty() && !opts.connectors.empty()) {
+    struct stat cs {};
+    if (::stat(opts.config.c_str(), &cs) == 0 && (cs.st_mode & 077) != 0)
+      FLOTILLA_LOG(warning, "config file "
+                              << opts.config
+                              << " may hold connector passwords and others "
+                                 "can read it; chmod 600 it");
   }
 
   caf::actor_system_config cfg;

@@ -30,6 +30,8 @@ def test_config_connector_include_exclude_duplex(make_broker, tmp_path, wait_unt
                       "exchange=amq.direct include=orders.>,*.news exclude=orders.secret "
                       "duplex=yes max-hops=4" % a_fabric)
     b = make_broker(args=["--config", conf, "--name", "b", "--link-maintenance-interval", "1"])
+    # The file is readable by others (mode 0644) and holds a password.
+    assert "may hold connector passwords and others can read it" in b.log_text()
     waiting = wait_until(lambda: links(b).get("to-a", {}).get("last_error") and links(b)["to-a"],
                          10)
     assert waiting["state"] in ("Waiting", "Connecting"), waiting
