@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,8 @@ struct user {
 /// members may be called from any thread at once.
 class user_db {
 public:
+  user_db();
+
   /// Returns a database with the single user guest (password guest), tagged
   /// administrator, allowed on all vhosts. Used when no --users-file is
   /// given; as in RabbitMQ, this guest may only connect from loopback.
@@ -53,7 +56,12 @@ public:
   const user* find(std::string_view name) const;
 
   /// Returns true if `password` matches `u.password_hash`. Compares in
-  /// constant time; false for a malformed hash.
+  /// constant time; false for a malformed hash. A password once verified
+  /// with PBKDF2 is remembered (as an HMAC under a random key of this
+  /// process, one per user): checking it again costs microseconds instead
+  /// of the PBKDF2's milliseconds, so a storm of reconnecting clients does
+  /// not hold the broker's threads. A wrong password always costs the full
+  /// PBKDF2.
   bool check_password(const user& u, std::string_view password) const;
 
   /// Returns the user if `name` exists and `password` is right, else nullptr.
@@ -73,8 +81,10 @@ public:
   }
 
 private:
+  struct verified; // Passwords verified once (users.cpp).
   std::vector<user> users_;
   bool builtin_guest_ = false;
+  std::shared_ptr<verified> verified_;
 };
 
 /// Returns a fresh hash of `password` for the users file:

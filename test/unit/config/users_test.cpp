@@ -38,6 +38,30 @@ TEST_SUITE("config") {
     CHECK_FALSE(db.check_password(u, ""));
   }
 
+  TEST_CASE("a remembered password is checked like any other") {
+    // The second and later checks of a right password hit the remembered
+    // HMAC; wrong passwords, other users and changed hashes must not.
+    auto db = user_db::with_default_guest();
+    user u{"bob", secret_hash(), {}, {}};
+    for (int i = 0; i < 3; ++i) {
+      CHECK(db.check_password(u, "secret"));
+      CHECK_FALSE(db.check_password(u, "secreT"));
+      CHECK_FALSE(db.check_password(u, ""));
+    }
+    user other{"eve", hash_password("other"), {}, {}};
+    CHECK_FALSE(db.check_password(other, "secret"));
+    CHECK(db.check_password(other, "other"));
+    CHECK(db.check_password(u, "secret"));
+    // The password changed: the new hash knows nothing of the old one.
+    user changed{"bob", hash_password("new one"), {}, {}};
+    CHECK_FALSE(db.check_password(changed, "secret"));
+    CHECK(db.check_password(changed, "new one"));
+    // A copy of the database (as handed to the actors) agrees.
+    auto copy = db;
+    CHECK(copy.check_password(u, "secret"));
+    CHECK_FALSE(copy.check_password(u, "wrong"));
+  }
+
   TEST_CASE("hashes are salted") {
     std::set<std::string> seen;
     for (int i = 0; i < 3; ++i)
