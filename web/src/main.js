@@ -442,28 +442,23 @@ function topologyModel(self, links, bridges) {
     if (pull) edges.push({ ...base, id: `link:${l.name}:in`, from: remote, to: self, count: Number(l.messages_in || 0) });
     if (push) edges.push({ ...base, id: `link:${l.name}:out`, from: self, to: remote, count: Number(l.messages_out || 0) });
   }
-  // Exports serve bridges of peers (the peer's link ends in a session here).
-  const byPeer = new Map();
-  for (const b of bridges) {
-    if (b.direction !== 'out' || pushes.has(b.name)) continue;
-    const e = byPeer.get(b.peer) || { routes: 0, count: 0 };
-    e.routes += 1;
-    e.count += Number(b.messages_out || 0);
-    byPeer.set(b.peer, e);
-  }
-  for (const [peer, e] of byPeer)
+  // Routes over the peers' links (which end in a session here), per peer:
+  // the number of routes `pick` selects and their `counter`.
+  const perPeer = (pick, counter) => {
+    const byPeer = new Map();
+    for (const b of bridges.filter(pick)) {
+      const e = byPeer.get(b.peer) || { routes: 0, count: 0 };
+      e.routes += 1;
+      e.count += Number(b[counter] || 0);
+      byPeer.set(b.peer, e);
+    }
+    return byPeer;
+  };
+  // Exports serve bridges of peers.
+  for (const [peer, e] of perPeer((b) => b.direction === 'out' && !pushes.has(b.name), 'messages_out'))
     edges.push({ id: `export:${peer}`, link: `exports to ${peer}`, state: 'Operational', routes: e.routes, error: '', from: self, to: other(peer, 'peer'), count: e.count });
-  // Push routes of peers (a route in without a link here) come over the
-  // peer's link, which ends in a session here.
-  const byPusher = new Map();
-  for (const b of bridges) {
-    if (b.direction !== 'in' || b.link) continue;
-    const e = byPusher.get(b.peer) || { routes: 0, count: 0 };
-    e.routes += 1;
-    e.count += Number(b.messages_in || 0);
-    byPusher.set(b.peer, e);
-  }
-  for (const [peer, e] of byPusher)
+  // Push routes of peers: a route in without a link here.
+  for (const [peer, e] of perPeer((b) => b.direction === 'in' && !b.link, 'messages_in'))
     edges.push({ id: `import:${peer}`, link: `pushed by ${peer}`, state: 'Operational', routes: e.routes, error: '', from: other(peer, 'peer'), to: self, count: e.count });
   for (const e of edges) { remoteNode(e.from); remoteNode(e.to); }
   return { nodes: [...nodes.values()], edges };
