@@ -267,6 +267,37 @@ void print_check(const std::string& what, bool ok, const std::string& detail) {
             << (detail.empty() ? "" : ": " + detail) << "\n";
 }
 
+/// The broker at the other end of a link, for route map.
+struct upstream {
+  /// Its AMQP address, where route map can go on: the link's name if that
+  /// is an AMQP address (as the CLI names links), else (a connector's
+  /// link) its host and the AMQP port the remote gave when the link last
+  /// logged in; empty for a duplex link (it has no host).
+  std::string address;
+  std::string remote_id; ///< Its federation id, once connected.
+};
+
+/// Returns the other ends of the links of the broker behind `c`, by link.
+std::map<std::string, upstream> upstreams(conn& c) {
+  auto is_address = [](const std::string& name) {
+    auto colon = name.rfind(':');
+    return colon != std::string::npos && colon > 0 && colon + 1 < name.size()
+           && name.find_first_not_of("0123456789", colon + 1)
+                == std::string::npos;
+  };
+  std::map<std::string, upstream> out;
+  for (auto& o : c.list(mg::LINK)) {
+    auto& l = o.link();
+    auto& u = out[l.name()];
+    u.remote_id = l.remote_id();
+    if (is_address(l.name()))
+      u.address = l.name();
+    else if (!l.host().empty() && l.remote_amqp_port() != 0)
+      u.address = l.host() + ":" + std::to_string(l.remote_amqp_port());
+  }
+  return out;
+}
+
 /// Returns the longest chain of links upstream of `start` (0: none), found
 /// as route map does, with `user` credentials.
 size_t upstream_depth(const std::string& start, const std::string& user,
@@ -280,18 +311,20 @@ size_t upstream_depth(const std::string& start, const std::string& user,
     try {
       conn c{user + addr, timeout};
       deepest = std::max(deepest, depth[addr]);
+      auto ups = upstreams(c);
       for (auto& o : c.list(mg::BRIDGE)) {
         auto& b = o.bridge();
         // (A route in without a link is a peer's push route.)
-        if (b.direction() != "in" || b.link().empty()
-            || depth.count(b.link()) > 0)
+        auto up = ups.find(b.link());
+        if (b.direction() != "in" || up == ups.end()
+            || up->second.address.empty()
+            || depth.count(up->second.address) > 0)
           continue;
-        depth[b.link()] = depth[addr] + 1;
-        todo.push_back(b.link());
+        depth[up->second.address] = depth[addr] + 1;
+        todo.push_back(up->second.address);
       }
     } catch (const std::exception&) {
-      // Unreachable upstream brokers do not count, nor links not named by
-      // an AMQP address (connectors, duplex links).
+      // Unreachable upstream brokers do not count, nor duplex links.
     } catch (const broker_error&) {
     } catch (const usage_error&) {
     }
@@ -478,8 +511,10 @@ int cmd_map(conn& start, const std::string& first, int timeout) {
   struct route {
     std::string dest, src, exchange, key;
     bool dynamic;
+    std::string src_id; ///< The source's federation id, if src is no address.
   };
   std::vector<route> routes;
+  std::map<std::string, std::string> address_of; // federation id -> address
   auto user = start.url().user + "/" + start.url().password + "@";
   while (!todo.empty()) {
     auto addr = todo.front();
@@ -488,23 +523,39 @@ int cmd_map(conn& start, const std::string& first, int timeout) {
     try {
       conn c{user + addr, timeout};
       std::cout << "Ok\n";
+      mg::Request ov;
+      ov.set_method(mg::OVERVIEW);
+      address_of[c.call(ov).overview().broker().federation_id()] = addr;
+      auto ups = upstreams(c);
       for (auto& o : c.list(mg::BRIDGE)) {
         auto& b = o.bridge();
         if (b.direction() != "in" || b.link().empty())
           continue;
-        routes.push_back({addr, b.link(), b.source(), b.key(), b.dynamic()});
-        if (seen.insert(b.link()).second)
-          todo.push_back(b.link());
+        // A link to follow; a duplex link is named after the broker found
+        // at its other end, if the crawl reaches it (below).
+        auto up = ups.find(b.link());
+        if (up != ups.end() && !up->second.address.empty()) {
+          auto& src = up->second.address;
+          routes.push_back({addr, src, b.source(), b.key(), b.dynamic(), {}});
+          if (seen.insert(src).second)
+            todo.push_back(src);
+        } else {
+          routes.push_back({addr, b.link(), b.source(), b.key(), b.dynamic(),
+                            up != ups.end() ? up->second.remote_id : ""});
+        }
       }
     } catch (const std::exception& e) {
       std::cout << "Failed: " << e.what() << "\n";
     } catch (const broker_error& e) {
       std::cout << "Failed: " << e.text << "\n";
     } catch (const usage_error& e) {
-      // Links of connectors are named, not addressed.
       std::cout << "Failed: " << e.text << "\n";
     }
   }
+  for (auto& r : routes)
+    if (auto i = address_of.find(r.src_id);
+        !r.src_id.empty() && i != address_of.end())
+      r.src = i->second;
   for (bool dynamic : {true, false}) {
     std::cout << "\n" << (dynamic ? "Dynamic" : "Static") << " Routes:\n";
     std::map<std::string, std::set<std::pair<std::string, std::string>>> by_x;

@@ -364,6 +364,7 @@ int run(config::broker_options& opts) {
     return 1;
   }
   server->start();
+  fabric->set_amqp_port(server->port());
 
   resource_limits rlimits;
   rlimits.memory_high_watermark

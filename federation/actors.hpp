@@ -78,7 +78,8 @@ struct link_status {
   std::string last_error;
   std::string remote_id;
   std::string remote_node;
-  uint64_t connects = 0; ///< Successful connections so far.
+  uint16_t remote_amqp_port = 0; ///< As the remote said in its welcome.
+  uint64_t connects = 0;         ///< Successful connections so far.
   int64_t next_attempt_ms = 0;
   bool cut = false; ///< Cut by fault injection (flotilla link cut).
 };
@@ -159,6 +160,10 @@ struct federation_context {
   /// without a data dir (then --durable is refused).
   std::string routes_path;
   bool tls = false; ///< Links connect with caf::openssl.
+  /// This broker's AMQP port, told to peers in the welcome; set once the
+  /// AMQP listener is up (fabric::set_amqp_port).
+  std::shared_ptr<std::atomic<uint16_t>> amqp_port
+    = std::make_shared<std::atomic<uint16_t>>(0);
 };
 using context_ptr = std::shared_ptr<const federation_context>;
 

@@ -139,6 +139,7 @@ bool fabric::start(broker& node, std::string& error) {
   ctx->maintenance_interval = settings_.maintenance_interval;
   ctx->routes_path = settings_.routes_path;
   ctx->tls = settings_.tls();
+  ctx->amqp_port = amqp_port_;
   hub_ = spawn_hub(sys_, std::move(ctx), std::move(initial));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));

@@ -3,6 +3,7 @@
 // The inter-node fabric of a Flotilla broker and its federation: what
 // flotillad starts. CAF io headers stay in the .cpp files.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -99,11 +100,19 @@ public:
   /// Closes every link and bridge and the fabric port.
   void stop();
 
+  /// The AMQP port, once it listens: peers' links learn it when they log
+  /// in (their `route map` follows links of connectors with it).
+  void set_amqp_port(uint16_t port) {
+    amqp_port_->store(port);
+  }
+
 private:
   caf::actor_system& sys_;
   fabric_settings settings_;
   std::string broker_id_;
   uint16_t port_ = 0;
+  std::shared_ptr<std::atomic<uint16_t>> amqp_port_
+    = std::make_shared<std::atomic<uint16_t>>(0);
   caf::actor gatekeeper_;
   caf::actor hub_;
 };

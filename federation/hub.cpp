@@ -212,6 +212,7 @@ void fill(const link_rec& l, const link_totals& t, mg::Link& out) {
   out.set_last_error(l.status->last_error);
   out.set_remote_node(l.status->remote_node);
   out.set_remote_id(l.status->remote_id);
+  out.set_remote_amqp_port(l.status->remote_amqp_port);
   out.set_connects(l.status->connects);
   out.set_next_attempt_ms(l.status->next_attempt_ms);
   out.set_durable(l.cfg.durable);
@@ -1121,6 +1122,7 @@ caf::behavior hub_impl(hub_self self, context_ptr ctx, durable_routes initial) {
       w.session = session;
       w.broker_id = st.ctx->broker_id;
       w.node_name = st.ctx->node_name;
+      w.amqp_port = st.ctx->amqp_port->load();
       return w;
     },
     [=](link_state_atom, const std::string& name, link_state s,

@@ -168,6 +168,7 @@ void attempt(link_self self) {
                 std::lock_guard<std::mutex> guard{st.status->mtx};
                 st.status->remote_id = w.broker_id;
                 st.status->remote_node = w.node_name;
+                st.status->remote_amqp_port = w.amqp_port;
               }
               FLOTILLA_LOG(notice, "federation: link "
                                      << st.cfg.name << " operational (peer "

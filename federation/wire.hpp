@@ -44,6 +44,10 @@ struct welcome {
   caf::actor session;
   std::string broker_id;
   std::string node_name;
+  /// The answering broker's AMQP port (0: not listening yet), so that
+  /// tools can reach it through a link that is not named after its AMQP
+  /// address (a connector's): `route map` follows host:amqp_port.
+  uint16_t amqp_port = 0;
 };
 
 /// A bridge asks the remote session for messages: from an exchange (bound
@@ -165,7 +169,7 @@ typename Inspector::result_type inspect(Inspector& f, hello& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, welcome& x) {
   return f(caf::meta::type_name("flotilla.fed.welcome"), x.ok, x.error,
-           x.session, x.broker_id, x.node_name);
+           x.session, x.broker_id, x.node_name, x.amqp_port);
 }
 
 template<class Inspector>

@@ -45,6 +45,14 @@ def test_config_connector_include_exclude_duplex(make_broker, tmp_path, wait_unt
                == ["active"], 10)
     [route] = [x for x in bridges(b) if x["direction"] == "in"]
     assert route["dynamic"] and route["max_hops"] == 4
+    # route map follows the connector's link to A's AMQP address (which A
+    # gave when the link logged in), and names A's duplex link back after
+    # the broker at its other end (B, by federation id): both directions.
+    assert links(b)["to-a"]["remote_amqp_port"] == a.port
+    text = cli("route", "map", addr(b)).stdout
+    assert "127.0.0.1:%d... Ok" % a.port in text, text
+    pair = sorted(["127.0.0.1:%d" % a.port, "127.0.0.1:%d" % b.port])
+    assert "%s <=> %s" % tuple(pair) in text, text
 
     # Consumers on B: only the keys the patterns allow travel to A.
     bconn, bch = channel(b)
