@@ -1,4 +1,5 @@
 #include "actors/broker.hpp"
+#include "actors/message_pager.hpp"
 
 #include <caf/all.hpp>
 
@@ -15,7 +16,8 @@ namespace flotilla {
 
 broker::broker(caf::actor_system& sys, broker_limits limits,
                std::shared_ptr<const config::user_db> users)
-  : sys_(sys), limits_(std::move(limits)), users_(std::move(users)) {}
+  : sys_(sys), limits_(std::move(limits)), users_(std::move(users)),
+    page_hook_(std::make_shared<page_out_hook>()) {}
 
 void broker::set_store(caf::actor store) {
   store_ = std::move(store);
@@ -28,7 +30,7 @@ void broker::add_vhost(const std::string& name) {
   auto actor
     = spawn_vhost(sys_, table,
                   vhost_durability{store_, queue_ids_, limits_.paging_dir,
-                                   limits_.queue_memory_limit});
+                                   limits_.queue_memory_limit, page_hook_});
   vhosts_.emplace(name, vhost_ref{name, actor, table});
 }
 

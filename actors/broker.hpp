@@ -21,6 +21,8 @@ class user_db;
 
 namespace flotilla {
 
+class page_out_hook; // actors/message_pager.hpp
+
 class event_sink;
 
 /// Limits and defaults the connection actors negotiate with clients.
@@ -103,6 +105,12 @@ public:
   /// listener starts); also hands it to every vhost table.
   void set_event_sink(std::shared_ptr<event_sink> sink);
 
+  /// What queues run on a message before they page it out (federation sets
+  /// it at startup; see page_out_hook).
+  page_out_hook& page_hook() {
+    return *page_hook_;
+  }
+
   /// Returns the event sink, or nullptr.
   event_sink* events() const {
     return events_.get();
@@ -166,6 +174,7 @@ private:
   caf::actor store_;
   std::shared_ptr<std::atomic<uint32_t>> queue_ids_
     = std::make_shared<std::atomic<uint32_t>>(0);
+  std::shared_ptr<page_out_hook> page_hook_;
   std::atomic<uint64_t> connection_ids_{0};
   std::shared_ptr<event_sink> events_;
   std::atomic<uint32_t> alarms_{0};

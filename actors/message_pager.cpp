@@ -123,6 +123,16 @@ private:
 
 } // namespace
 
+void page_out_hook::set(function f) {
+  std::atomic_store(&fn_, std::make_shared<const function>(std::move(f)));
+}
+
+message_ptr page_out_hook::apply(const std::string& queue,
+                                 const message_ptr& m) const {
+  auto f = std::atomic_load(&fn_);
+  return f && *f ? (*f)(queue, m) : m;
+}
+
 std::unique_ptr<message_pager> make_file_pager(std::string prefix) {
   return std::make_unique<file_pager>(std::move(prefix));
 }

@@ -299,6 +299,11 @@ caf::behavior queue_impl(queue_self self, std::string name, queue_config cfg,
     auto prefix = durability.paging_dir + "/q" + std::to_string(self->id());
     st.model->set_pager(make_file_pager(std::move(prefix)),
                         durability.page_limit);
+    if (auto hook = durability.page_hook)
+      st.model->set_page_transform(
+        [hook, name = st.model->name()](const message_ptr& m) {
+          return hook->apply(name, m);
+        });
   }
   if (durability.store) {
     st.store = std::move(durability.store);

@@ -16,6 +16,8 @@
 
 namespace flotilla {
 
+class page_out_hook; // actors/message_pager.hpp
+
 /// Spawns the actor of one AMQP queue. Spawned by a vhost actor on
 /// queue.declare and linked to it; quits when deleted (queue.delete,
 /// auto-delete, x-expires, exclusive owner gone) or when the vhost stops.
@@ -50,6 +52,7 @@ struct queue_durability {
   /// and the message bytes kept in memory first (queue_model::set_pager).
   std::string paging_dir;
   uint64_t page_limit = 0;
+  std::shared_ptr<const page_out_hook> page_hook; ///< Null: none.
 };
 
 caf::actor spawn_queue(caf::actor_system& sys, std::string name,

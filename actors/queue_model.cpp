@@ -99,7 +99,8 @@ bool queue_model::set_pager(std::unique_ptr<message_pager> pager,
 
 void queue_model::page_out(entry& e) {
   message_pager::location loc;
-  if (!pager_->write(*e.msg, loc)) {
+  auto written = page_transform_ ? page_transform_(e.msg) : e.msg;
+  if (!pager_->write(*written, loc)) {
     // Keep FIFO order: bring the paged tail back, then stop paging.
     paging_failed_ = true;
     while (!paged_.empty())

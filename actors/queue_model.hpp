@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -280,6 +281,12 @@ public:
   /// counters::page_read_errors).
   bool set_pager(std::unique_ptr<message_pager> pager, uint64_t limit);
 
+  /// Runs on each message before it is paged out; what it returns is
+  /// written instead (see page_out_hook).
+  void set_page_transform(std::function<message_ptr(const message_ptr&)> f) {
+    page_transform_ = std::move(f);
+  }
+
   /// A ready message as peek() shows it.
   struct peeked {
     message_ptr msg;
@@ -424,6 +431,7 @@ private:
   // paged_ the newer ones, so every id in paged_ is above every id in
   // levels_[0], and paged_ is empty whenever levels_[0] is.
   std::unique_ptr<message_pager> pager_;
+  std::function<message_ptr(const message_ptr&)> page_transform_;
   uint64_t page_limit_ = 0;
   uint64_t mem_bytes_ = 0; ///< Body bytes of the ready messages in memory.
   std::deque<paged_entry> paged_;

@@ -341,6 +341,7 @@ caf::result<op_result> declare_queue(vhost_self self, queue_declare_req& req) {
   }
   qd.paging_dir = self->state.durability.paging_dir;
   qd.page_limit = self->state.durability.page_limit;
+  qd.page_hook = self->state.durability.page_hook;
   entry->actor
     = spawn_queue(self->system(), req.name, std::move(cfg),
                   caf::actor_cast<caf::actor>(self), self->state.table, qd);
@@ -570,6 +571,7 @@ op_result restore(vhost_self self, vhost_restore& r) {
     qd.recovered = std::move(msgs);
     qd.paging_dir = self->state.durability.paging_dir;
     qd.page_limit = self->state.durability.page_limit;
+    qd.page_hook = self->state.durability.page_hook;
     entry->actor = spawn_queue(self->system(), sq.name, std::move(cfg),
                                caf::actor_cast<caf::actor>(self),
                                self->state.table, std::move(qd));

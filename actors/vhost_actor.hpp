@@ -15,6 +15,8 @@
 
 namespace flotilla {
 
+class page_out_hook; // actors/message_pager.hpp
+
 /// Spawns the actor that owns the names of one virtual host: it creates and
 /// deletes exchanges and queues (each an actor linked to it), checks every
 /// declaration against the existing one, and keeps `table` current for
@@ -51,6 +53,7 @@ struct vhost_durability {
   /// the message bytes each keeps in memory first.
   std::string paging_dir;
   uint64_t page_limit = 0;
+  std::shared_ptr<const page_out_hook> page_hook; ///< Null: none.
 };
 
 caf::actor spawn_vhost(caf::actor_system& sys, vhost_table_ptr table,

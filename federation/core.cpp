@@ -135,6 +135,16 @@ arrival check_arrival(const trace_info& t, const std::string& self,
   return arrival::accept;
 }
 
+message_ptr number_for_paging(const std::string& queue, const message_ptr& m,
+                              const std::string& self,
+                              origin_numbers& numbers) {
+  if (!m || queue.rfind(export_queue_prefix, 0) != 0 || read_trace(*m))
+    return m;
+  auto copy = std::make_shared<message>(*m);
+  write_trace(*copy, trace_info{self, numbers.number_of(m), {self}});
+  return copy;
+}
+
 uint64_t origin_numbers::number_of(const message_ptr& m) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto i = live_.find(m.get());

@@ -113,6 +113,16 @@ private:
   std::unordered_map<const message*, entry> live_;
 };
 
+/// What a queue of broker `self` writes when it pages `m` out (the fabric
+/// installs this as the broker's page_out_hook): in an export queue
+/// (`federation.` names), a message that originated here gets its origin
+/// number now, written into its trace headers (origin and trace: `self`),
+/// so that every copy read back, in any export queue, carries the same
+/// number (the object read back is new, and numbers() keys on objects).
+/// Anything else is returned as it is.
+message_ptr number_for_paging(const std::string& queue, const message_ptr& m,
+                              const std::string& self, origin_numbers& numbers);
+
 /// The interest a broker sends to one peer for one exchange (dynamic routes):
 /// its own bindings as (key, [self]), plus the items it received from the
 /// other peers with itself appended, leaving out items whose path names the

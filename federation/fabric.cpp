@@ -11,6 +11,7 @@
 #include "actors/broker.hpp"
 #include "actors/events.hpp"
 #include "actors/log.hpp"
+#include "actors/message_pager.hpp"
 #include "federation/actors.hpp"
 
 namespace flotilla::federation {
@@ -140,6 +141,11 @@ bool fabric::start(broker& node, std::string& error) {
   ctx->routes_path = settings_.routes_path;
   ctx->tls = settings_.tls();
   ctx->amqp_port = amqp_port_;
+  // Export queues number what they page out (federation/core.hpp).
+  node.page_hook().set([self = broker_id_, numbers = ctx->numbers](
+                         const std::string& queue, const message_ptr& m) {
+    return number_for_paging(queue, m, self, *numbers);
+  });
   hub_ = spawn_hub(sys_, std::move(ctx), std::move(initial));
   sys_.registry().put(caf::atom("federation"),
                       caf::actor_cast<caf::strong_actor_ptr>(hub_));

@@ -168,7 +168,9 @@ void forward(export_self self, delivery_batch& b) {
       drop.push_back(item.id);
       continue;
     }
-    t.trace.push_back(st.ctx->broker_id);
+    // (A message numbered here when it was paged out already names us.)
+    if (t.trace.empty() || t.trace.back() != st.ctx->broker_id)
+      t.trace.push_back(st.ctx->broker_id);
     if (st.sub.max_hops != 0 && t.trace.size() > st.sub.max_hops) {
       ++st.counters->dropped_hops;
       drop.push_back(item.id);

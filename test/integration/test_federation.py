@@ -448,6 +448,47 @@ def test_triangle_full_mesh_exactly_once(make_broker, wait_until):
 
 
 @pytest.mark.timeout(120)
+def test_diamond_with_paged_backlogs_exactly_once(make_broker, wait_until, tmp_path):
+    """A -> B -> D and A -> C -> D, durable routes: while B's and C's links
+    to A are cut, A's two export queues page their backlog out of memory.
+    Each copy read back carries the origin number A gave the message (not a
+    new one per copy), so D drops the second path's copy: exactly once."""
+    a = make_broker(args=["--queue-memory-limit", "4KiB", "--name", "a"])
+    b, c, d = (make_broker(args=["--name", n]) for n in ("b", "c", "d"))
+    for mid in (b, c):
+        cli("route", "add", addr(mid), addr(a), "amq.direct", "k", "--durable")
+        cli("route", "add", addr(d), addr(mid), "amq.direct", "k")
+    dconn, dch = channel(d)
+    dch.queue_declare("q")
+    dch.queue_bind("q", "amq.direct", "k")
+    wait_until(lambda: [x["state"] for x in bridges(d)] == ["active", "active"]
+               and all([x["state"] for x in bridges(m) if x["direction"] == "in"] == ["active"]
+                       for m in (b, c)), 15)
+    for mid in (b, c):
+        cli("link", "cut", addr(mid), addr(a))
+    wait_until(lambda: [x for x in bridges(a) if x["direction"] == "out"] == [], 10)
+    n = 300
+    conn, ch = channel(a)
+    ch.confirm_delivery()
+    for i in range(n):
+        ch.basic_publish("amq.direct", "k", b"m%03d-" % i + b"x" * 200)
+    conn.close()
+    paging = a.data_dir / "paging"
+    assert sum(p.stat().st_size for p in paging.iterdir()) > 2 * n * 150, \
+        "A's export queues did not page"
+    for mid in (b, c):
+        cli("link", "heal", addr(mid), addr(a))
+    got = collect(dch, "q", n, wait_until, timeout=30)
+    time.sleep(1.0)
+    got.extend(drain(dch, "q"))
+    bodies = sorted(body.split("-")[0] for body, _ in got)
+    assert bodies == sorted("m%03d" % i for i in range(n)), \
+        "%d messages, %d distinct" % (len(bodies), len(set(bodies)))
+    dropped = sum(int(x["dropped_duplicate"]) for x in bridges(d))
+    assert dropped == n, dropped  # Every message came twice; one copy dropped.
+    dconn.close()
+
+
 def test_ring_of_four_exactly_once(make_broker, wait_until):
     brokers = [make_broker() for _ in range(4)]
     mesh(brokers, [(0, 1), (1, 2), (2, 3), (3, 0)])

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "actors/store_codec.hpp"
+
 using namespace flotilla;
 using namespace flotilla::federation;
 using namespace std::chrono_literals;
@@ -70,6 +72,33 @@ TEST_SUITE("federation") {
           == arrival::too_many_hops);
     // The rejected ones did not enter the window.
     CHECK(check_arrival({"a", 2, {"a"}}, "c", 16, w) == arrival::accept);
+  }
+
+  TEST_CASE("export queues number what they page out, once per message") {
+    origin_numbers n;
+    auto orig = std::make_shared<message>();
+    orig->routing_key = "k";
+    orig->body = "payload";
+    message_ptr m = orig;
+    // Two export queues page the same message out: both copies, read back
+    // as new objects, carry one number, the one its other copies get.
+    auto a = number_for_paging("federation.b.r1", m, "self", n);
+    auto b = number_for_paging("federation.c.r2", m, "self", n);
+    REQUIRE(a != m);
+    auto ta = read_trace(*decode_message(encode_message(*a)));
+    auto tb = read_trace(*decode_message(encode_message(*b)));
+    REQUIRE(ta);
+    REQUIRE(tb);
+    CHECK(ta->origin == "self");
+    CHECK(ta->trace == std::vector<std::string>{"self"});
+    CHECK(ta->origin_seq == tb->origin_seq);
+    CHECK(n.number_of(m) == ta->origin_seq);
+    CHECK(a->body == "payload");
+    CHECK_FALSE(m->properties.headers); // The original is untouched.
+    // Other queues, and messages that already carry a trace, pass as they
+    // are.
+    CHECK(number_for_paging("orders", m, "self", n) == m);
+    CHECK(number_for_paging("federation.x", a, "self", n) == a);
   }
 
   TEST_CASE("one message gets one origin number on every bridge") {
