@@ -198,13 +198,22 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
   };
   std::vector<for_queue> per_queue;
   std::vector<caf::actor> targets;
-  // Each message by position: to forget it and uncount it if refused.
+  // Each message by position: to forget it and uncount it if refused. A
+  // batch has few origins: each is kept once, messages index it (no string
+  // copy per message).
   struct arrived {
-    std::string origin;
+    uint32_t origin = 0; ///< Index into origin_ids.
     uint64_t seq = 0;
     uint64_t bytes = 0;
   };
   auto origins = std::make_shared<std::vector<arrived>>(b.messages.size());
+  auto origin_ids = std::make_shared<std::vector<std::string>>();
+  auto origin_index = [&](const std::string& id) {
+    auto i = std::find(origin_ids->begin(), origin_ids->end(), id);
+    if (i == origin_ids->end())
+      i = origin_ids->insert(i, id);
+    return static_cast<uint32_t>(i - origin_ids->begin());
+  };
   auto now = now_ms();
   for (uint32_t pos = 0; pos < b.messages.size(); ++pos) {
     auto& m = b.messages[pos];
@@ -236,7 +245,8 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
     write_trace(*msg, t);
     message_ptr shared = std::move(msg);
     targets.clear();
-    (*origins)[pos] = arrived{t.origin, t.origin_seq, shared->body.size()};
+    (*origins)[pos]
+      = arrived{origin_index(t.origin), t.origin_seq, shared->body.size()};
     auto* headers
       = shared->properties.headers ? &*shared->properties.headers : nullptr;
     st.vh->table->route(shared->exchange, shared->routing_key, headers,
@@ -265,7 +275,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
   auto left = std::make_shared<size_t>(per_queue.size());
   auto refused = std::make_shared<std::vector<uint8_t>>(b.messages.size(), 0);
   for (auto& x : per_queue) {
-    auto done = [self, rp, left, ack, refused, origins]() mutable {
+    auto done = [self, rp, left, ack, refused, origins, origin_ids]() mutable {
       if (--*left != 0)
         return;
       // A message refused by any of its queues goes back to the source
@@ -278,7 +288,7 @@ caf::result<forward_ack> import(bridge_self self, forward_batch& b) {
           continue;
         auto& a = (*origins)[pos];
         ack.refused.push_back(pos);
-        st.ctx->seen->forget(a.origin, a.seq);
+        st.ctx->seen->forget((*origin_ids)[a.origin], a.seq);
         ++counters.refused;
         --counters.messages_in;
         counters.bytes_in -= a.bytes;
