@@ -280,10 +280,10 @@ struct upstream {
 /// Returns the other ends of the links of the broker behind `c`, by link.
 std::map<std::string, upstream> upstreams(conn& c) {
   auto is_address = [](const std::string& name) {
-    auto colon = name.rfind(':');
-    return colon != std::string::npos && colon > 0 && colon + 1 < name.size()
-           && name.find_first_not_of("0123456789", colon + 1)
-                == std::string::npos;
+    // As ensure_link() names links: the "host:port" of a broker URL.
+    mg::broker_url url;
+    return mg::parse_broker_url(name, url).empty()
+           && url.host + ":" + std::to_string(url.port) == name;
   };
   std::map<std::string, upstream> out;
   for (auto& o : c.list(mg::LINK)) {
